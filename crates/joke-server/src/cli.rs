@@ -1,0 +1,74 @@
+//! The command line every act shares.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use joke_index::FormatChoice;
+
+/// The options of every joke server (`act1-naive --help` shows them).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    #[arg(long, default_value = "127.0.0.1:12345")]
+    pub addr: SocketAddr,
+
+    /// The jokes file [default: ./jokes.txt, else the workspace's own jokes.txt]
+    #[arg(long)]
+    pub jokes: Option<PathBuf>,
+
+    /// Format of the jokes file: detected from its separators, or forced.
+    #[arg(long, value_enum, default_value_t = FormatChoice::Auto)]
+    pub format: FormatChoice,
+
+    /// Length of the queue of connections the kernel completes for us before we accept them
+    /// (listen(2)'s backlog; the kernel caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: u32,
+
+    /// Runtime worker threads [default: one per CPU].
+    #[arg(long)]
+    pub workers: Option<NonZeroUsize>,
+
+    /// Connections served at once; more wait in the backlog.
+    #[arg(long, default_value = "10000")]
+    pub max_connections: NonZeroUsize,
+
+    /// How long writing one joke may take before the client is given up on.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Simulate a slow disk: a blocking sleep of this long wherever the act reads the file.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub io_delay: Duration,
+
+    /// Also answer UDP datagrams on the same address, one joke per datagram.
+    #[arg(long)]
+    pub udp: bool,
+}
+
+impl ServerArgs {
+    /// The jokes file to serve: `--jokes`, else `jokes.txt` in the current folder, else the
+    /// workspace's own `jokes.txt` (so `cargo run -p act1-naive` works from anywhere in the repo).
+    pub fn jokes_path(&self) -> PathBuf {
+        if let Some(path) = &self.jokes {
+            return path.clone();
+        }
+        let here = PathBuf::from("jokes.txt");
+        if here.exists() {
+            return here;
+        }
+        workspace_jokes()
+    }
+}
+
+/// The `jokes.txt` at the root of this workspace.
+pub fn workspace_jokes() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../jokes.txt"))
+}
+
+/// For acts with no options of their own.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct NoActArgs {}

@@ -1,0 +1,149 @@
+//! What an act's `main` calls: parse the command line, build the runtime, serve until a
+//! signal, and turn the outcome into an exit code.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{Act, Config, NoActArgs, Server, ServerArgs};
+
+/// Exit code for bad usage or bad input found at start-up.
+const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for anything else that went wrong.
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Debug, Parser)]
+struct Cli<X: Args> {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    act: X,
+}
+
+/// Runs act `name` with the command line of this process.
+pub fn run_act<A: Act>(name: &'static str, act: A) -> ExitCode {
+    run_act_with(name, |_: NoActArgs| act)
+}
+
+/// Runs act `name`, whose own options `X` are parsed next to the shared ones and handed to
+/// `make` to build the act.
+pub fn run_act_with<X: Args, A: Act>(name: &'static str, make: impl FnOnce(X) -> A) -> ExitCode {
+    run_act_from(name, std::env::args_os(), make)
+}
+
+/// Like [`run_act_with`], with the command line given (the first item is the program name).
+/// `bench-client compare` uses it to run every act from its own binary.
+pub fn run_act_from<X: Args, A: Act>(
+    name: &'static str,
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    make: impl FnOnce(X) -> A,
+) -> ExitCode {
+    let command = Cli::<X>::command()
+        .name(name)
+        .about(format!("{name}: a joke server (RFC 865 quote of the day)"));
+    // clap prints usage errors and exits with 2, and prints --help and exits with 0.
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::<X>::from_arg_matches(&matches))
+    {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    init_logging();
+    raise_open_files_limit();
+
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = cli.server.workers {
+        runtime.worker_threads(workers.get());
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{name}: error: cannot start the Tokio runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let act = make(cli.act);
+    let config = Config::from_args(&cli.server);
+    runtime.block_on(serve_until_signal(name, act, config))
+}
+
+async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) -> ExitCode {
+    // Signal handlers are installed before the server starts, so a SIGTERM that arrives right
+    // after "listening on" is a clean shutdown, not the default kill.
+    let signals = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    );
+    let (mut interrupt, mut terminate, mut hangup) = match signals {
+        (Ok(i), Ok(t), Ok(h)) => (i, t, h),
+        _ => {
+            eprintln!("{name}: error: cannot install signal handlers");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+
+    let server = match Server::bind(act, config).await {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("{name}: error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let jokes = server.jokes().current();
+    tracing::info!(
+        "{name} serving {} jokes from {}",
+        jokes.len(),
+        jokes.path().display()
+    );
+    drop(jokes);
+    tracing::info!("listening on {}", server.local_addr());
+
+    let reload = server.reload_handle();
+    let reload_on_hangup = tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the jokes file");
+            reload.reload().await;
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    };
+    let summary = server.run(shutdown).await;
+    reload_on_hangup.abort();
+    tracing::info!("{name}: {summary}");
+    // One JSON line on stdout: the statistics, for `bench-client compare` and other tools.
+    match serde_json::to_string(&summary) {
+        Ok(json) => println!("{json}"),
+        Err(error) => tracing::error!("cannot print the statistics: {error}"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Logs go to stderr; `RUST_LOG` chooses what (default: `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Each connection is a file descriptor, and the usual soft limit (1024) is below the bursts
+/// this server is built for. Raise it to the hard limit.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < 4096 => {
+            tracing::warn!("open files limited to {limit}; large bursts will see accept errors")
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!("cannot raise the open files limit: {error}"),
+    }
+}

@@ -1,0 +1,198 @@
+//! The jokes file as the server sees it: the current index, swapped for a fresh one whenever
+//! the file changes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use joke_index::{FormatChoice, Index, IndexError, ReadError};
+
+use crate::{Act, simulate_slow_disk};
+
+/// One joke, chosen for one connection: which joke, in which version of the index, and how
+/// slow the simulated disk is.
+///
+/// It carries its own `Arc` of the index, so a reload that swaps the index while the joke is
+/// being served changes nothing for this connection: it reads from the offsets it was given,
+/// and the read checks that the file still is the one those offsets describe.
+#[derive(Debug, Clone)]
+pub struct JokeToServe {
+    index: Arc<Index>,
+    number: usize,
+    io_delay: Duration,
+}
+
+impl JokeToServe {
+    /// Joke `number` of `index`, read with `io_delay` of simulated slow disk.
+    pub fn new(index: Arc<Index>, number: usize, io_delay: Duration) -> Self {
+        JokeToServe {
+            index,
+            number,
+            io_delay,
+        }
+    }
+
+    /// The joke's number in the index (0-based).
+    pub fn number(&self) -> usize {
+        self.number
+    }
+
+    /// The index the joke was chosen from.
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    /// The simulated disk latency (`--io-delay`).
+    pub fn io_delay(&self) -> Duration {
+        self.io_delay
+    }
+
+    /// Reads the joke with blocking `std::fs` calls, after the simulated disk delay.
+    ///
+    /// This blocks the calling thread for as long as the disk takes: fine on the blocking pool,
+    /// a problem on a runtime worker (that is act 1's lesson).
+    pub fn read_blocking(&self) -> Result<String, ReadError> {
+        simulate_slow_disk(self.io_delay);
+        self.index.read_joke_blocking(self.number)
+    }
+}
+
+/// The jokes file a server serves from.
+///
+/// The index sits behind an [`ArcSwap`]: every connection takes a cheap snapshot (`Arc<Index>`)
+/// without locking, and a reload publishes a new index in one atomic store. Connections that
+/// already hold the old snapshot finish with it.
+#[derive(Debug)]
+pub struct Jokes {
+    path: PathBuf,
+    format: FormatChoice,
+    io_delay: Duration,
+    current: ArcSwap<Index>,
+    /// Reloads are serialised, so a burst of connections that all notice a change at once
+    /// rebuilds the index once, not a thousand times.
+    reloading: tokio::sync::Mutex<()>,
+    /// The last reload failure, so that a file that stays broken is reported once, not on
+    /// every check.
+    last_failure: Mutex<Option<String>>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// The file had not changed; the index was kept.
+    Unchanged,
+    /// A fresh index is in use.
+    Reloaded,
+    /// The file changed but could not be indexed (empty, unreadable, mid-write); the last good
+    /// index was kept.
+    Failed,
+}
+
+/// Why the jokes could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+impl Jokes {
+    /// Indexes the file (blocking) and lets `act` prepare its own state from it.
+    pub fn load<A: Act>(
+        act: &A,
+        path: impl AsRef<Path>,
+        format: FormatChoice,
+        io_delay: Duration,
+    ) -> Result<Jokes, LoadError> {
+        let path = path.as_ref().to_path_buf();
+        let index = Arc::new(Index::build(&path, format)?);
+        act.index_loaded(&index)?;
+        Ok(Jokes {
+            path,
+            format,
+            io_delay,
+            current: ArcSwap::new(index),
+            reloading: tokio::sync::Mutex::new(()),
+            last_failure: Mutex::new(None),
+        })
+    }
+
+    /// The jokes file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The index in use now.
+    pub fn current(&self) -> Arc<Index> {
+        self.current.load_full()
+    }
+
+    /// A random joke from the current index.
+    pub fn pick(&self) -> JokeToServe {
+        let index = self.current();
+        let number = index.random_number();
+        JokeToServe::new(index, number, self.io_delay)
+    }
+
+    /// Rebuilds the index if the file changed (or always, with `force`), off the runtime.
+    ///
+    /// The new index is handed to the act's [`Act::index_loaded`] before it is published, so
+    /// the cached finale never serves from an index whose jokes it has not loaded. When the file
+    /// cannot be indexed (it is momentarily empty while an editor rewrites it, say), the last
+    /// good index stays in use and the failure is logged once.
+    pub async fn reload<A: Act>(&self, act: &Arc<A>, force: bool) -> Reload {
+        let _only_one_reload = self.reloading.lock().await;
+        let current = self.current();
+        if !force && !file_changed(&current).await {
+            return Reload::Unchanged;
+        }
+        let (path, format, act) = (self.path.clone(), self.format, Arc::clone(act));
+        let built = tokio::task::spawn_blocking(move || -> Result<Arc<Index>, LoadError> {
+            let index = Arc::new(Index::build(&path, format)?);
+            act.index_loaded(&index)?;
+            Ok(index)
+        })
+        .await;
+        let built = match built {
+            Ok(result) => result,
+            Err(join_error) => {
+                tracing::error!("reloading {}: {join_error}", self.path.display());
+                return Reload::Failed;
+            }
+        };
+        match built {
+            Ok(index) => {
+                tracing::info!(
+                    "reloaded {}: {} jokes ({} format)",
+                    self.path.display(),
+                    index.len(),
+                    index.format()
+                );
+                self.current.store(index);
+                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Reload::Reloaded
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_deref() != Some(message.as_str()) {
+                    tracing::warn!("{message}; still serving the last good version");
+                    *last = Some(message);
+                }
+                Reload::Failed
+            }
+        }
+    }
+}
+
+/// Whether the file at the index's path is no longer the indexed one. `tokio::fs::metadata`
+/// runs the `stat` on the blocking pool, so a slow disk never stalls a worker here.
+async fn file_changed(index: &Index) -> bool {
+    match tokio::fs::metadata(index.path()).await {
+        Ok(metadata) => index.ensure_unchanged(&metadata).is_err(),
+        // Gone or unreadable counts as changed: the reload will say what is wrong.
+        Err(_) => true,
+    }
+}

@@ -1,0 +1,98 @@
+//! The harness every act shares.
+//!
+//! Each act of the tutorial is one connection handler: an implementation of [`Act`] that writes
+//! one joke to a socket. Everything around it is the same for all seven and lives here, once:
+//!
+//! - the command line ([`ServerArgs`]) and the runtime, built by hand with `--workers` threads;
+//! - the listener, bound through `TcpSocket` so that `--backlog` reaches listen(2);
+//! - the accept loop, with a connection limit and a back-off when the process runs out of file
+//!   descriptors;
+//! - per connection: a write timeout, then the RFC 865 close (shut down our side, drain what the
+//!   client sent, then close) so a client that talks still receives its whole joke;
+//! - the jokes file itself ([`Jokes`]): its index, rebuilt when the file changes;
+//! - graceful shutdown on SIGINT and SIGTERM, a reload on SIGHUP;
+//! - statistics from `tokio-metrics`, including how many polls of a connection task took
+//!   longer than a millisecond: the number that shows a worker thread being blocked.
+//!
+//! An act's binary is a few lines:
+//!
+//! ```no_run
+//! # struct Naive;
+//! # impl joke_server::Act for Naive {
+//! #     async fn serve_joke(&self, _: joke_server::JokeToServe, _: &mut tokio::net::TcpStream)
+//! #         -> Result<(), joke_server::ServeError> { Ok(()) }
+//! # }
+//! fn main() -> std::process::ExitCode {
+//!     joke_server::run_act(env!("CARGO_PKG_NAME"), Naive)
+//! }
+//! ```
+
+mod cli;
+mod entry;
+mod jokes;
+mod server;
+mod stats;
+
+pub use cli::{NoActArgs, ServerArgs};
+pub use entry::{run_act, run_act_from, run_act_with};
+pub use jokes::{JokeToServe, Jokes, LoadError, Reload};
+pub use server::{Config, ReloadHandle, Server, StartError};
+pub use stats::{Stats, StatsSummary};
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use joke_index::{Index, ReadError};
+use tokio::net::TcpStream;
+
+/// One way of serving a joke: the lesson of an act.
+///
+/// The harness accepts a connection, picks a joke, and calls [`serve_joke`](Act::serve_joke).
+/// The act writes the joke's served form to the socket, doing its file I/O the way its chapter
+/// teaches, and returns. The harness then closes the connection politely.
+///
+/// The method is declared as returning `impl Future + Send` rather than as an `async fn`
+/// because the harness runs every connection with `tokio::spawn`, which may move the task
+/// between worker threads and so needs the future to be `Send`. An implementation may still
+/// be written as an `async fn`; the compiler then checks that its future is `Send`.
+pub trait Act: Send + Sync + 'static {
+    /// Writes joke `joke` to `socket`.
+    ///
+    /// When reading the joke fails, the act must return the [`ServeError::Read`] *before* it
+    /// has written anything: the harness reacts to a stale index by rebuilding it and calling
+    /// again, and a client must never receive part of one joke followed by another.
+    fn serve_joke(
+        &self,
+        joke: JokeToServe,
+        socket: &mut TcpStream,
+    ) -> impl Future<Output = Result<(), ServeError>> + Send;
+
+    /// Called off the runtime after the jokes file has been indexed (at start-up and after every
+    /// reload), before any connection is served from the new index. Acts that read the file for
+    /// every joke have nothing to do here; the cached finale loads every joke into memory.
+    fn index_loaded(&self, index: &Arc<Index>) -> Result<(), ReadError> {
+        let _ = index;
+        Ok(())
+    }
+}
+
+/// Why an act could not serve its joke.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Reading the joke from the file failed; nothing was written.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Writing to the client failed (it went away, reset, or the write timed out).
+    #[error("writing to the client: {0}")]
+    Write(#[from] io::Error),
+}
+
+/// A blocking sleep of `delay`: the simulated slow disk of `--io-delay`, placed by each act
+/// exactly where it does its own file I/O (so on a worker thread in act 1, on the blocking pool
+/// in the others).
+pub fn simulate_slow_disk(delay: std::time::Duration) {
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+}

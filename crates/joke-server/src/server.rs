@@ -1,0 +1,504 @@
+//! The listener, the accept loop and the life of one connection.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use joke_index::FormatChoice;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::jokes::{LoadError, Reload};
+use crate::{Act, Jokes, ServeError, ServerArgs, Stats, StatsSummary};
+
+/// Everything a server needs to know, from the command line or from a test.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub jokes: PathBuf,
+    pub format: FormatChoice,
+    pub backlog: u32,
+    pub max_connections: usize,
+    pub write_timeout: Duration,
+    pub io_delay: Duration,
+    pub udp: bool,
+    /// After the joke is written: how long to wait for the client to close its side...
+    pub drain_timeout: Duration,
+    /// ...and how many of its bytes to read and throw away meanwhile.
+    pub drain_limit: usize,
+    /// On SIGINT/SIGTERM, how long jokes in flight get to finish.
+    pub grace_period: Duration,
+    /// How often the jokes file is checked for changes.
+    pub reload_interval: Duration,
+}
+
+impl Config {
+    /// The defaults of the command line, serving `jokes` on a free loopback port.
+    pub fn new(jokes: impl Into<PathBuf>) -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            jokes: jokes.into(),
+            format: FormatChoice::Auto,
+            backlog: 4096,
+            max_connections: 10_000,
+            write_timeout: Duration::from_secs(10),
+            io_delay: Duration::ZERO,
+            udp: false,
+            drain_timeout: Duration::from_secs(2),
+            drain_limit: 64 * 1024,
+            grace_period: Duration::from_secs(10),
+            reload_interval: Duration::from_millis(500),
+        }
+    }
+
+    /// The configuration the command line asks for.
+    pub fn from_args(args: &ServerArgs) -> Self {
+        Config {
+            addr: args.addr,
+            format: args.format,
+            backlog: args.backlog,
+            max_connections: args.max_connections.get(),
+            write_timeout: args.write_timeout,
+            io_delay: args.io_delay,
+            udp: args.udp,
+            ..Config::new(args.jokes_path())
+        }
+    }
+}
+
+/// Why a server could not start. Each is reported with what it names, and exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Jokes(#[from] LoadError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot answer UDP on {addr}: {source}")]
+    Udp {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A joke server, bound and ready: call [`run`](Server::run) to serve.
+#[derive(Debug)]
+pub struct Server<A: Act> {
+    act: Arc<A>,
+    jokes: Arc<Jokes>,
+    listener: TcpListener,
+    udp: Option<UdpSocket>,
+    config: Config,
+    stats: Arc<Stats>,
+}
+
+impl<A: Act> Server<A> {
+    /// Indexes the jokes file, lets the act load what it needs, and binds the listener (and
+    /// the UDP socket with `udp`). Nothing is served until [`run`](Server::run).
+    pub async fn bind(act: A, config: Config) -> Result<Self, StartError> {
+        let act = Arc::new(act);
+        let jokes = {
+            let (act, path, format, delay) = (
+                Arc::clone(&act),
+                config.jokes.clone(),
+                config.format,
+                config.io_delay,
+            );
+            tokio::task::spawn_blocking(move || Jokes::load(&*act, path, format, delay))
+                .await
+                .expect("indexing the jokes file panicked")?
+        };
+        let listener =
+            listen(config.addr, config.backlog).map_err(|source| StartError::Listen {
+                addr: config.addr,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.addr,
+            source,
+        })?;
+        let udp = if config.udp {
+            // Same address and port as TCP, so a port-0 server answers both on one number.
+            let udp = UdpSocket::bind(local)
+                .await
+                .map_err(|source| StartError::Udp {
+                    addr: local,
+                    source,
+                })?;
+            Some(udp)
+        } else {
+            None
+        };
+        Ok(Server {
+            act,
+            jokes: Arc::new(jokes),
+            listener,
+            udp,
+            config,
+            stats: Arc::new(Stats::default()),
+        })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The server's counters, live.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The jokes the server serves (to reload them on SIGHUP, say).
+    pub fn jokes(&self) -> Arc<Jokes> {
+        Arc::clone(&self.jokes)
+    }
+
+    /// A handle that rebuilds the index on demand (the binaries call it on SIGHUP).
+    pub fn reload_handle(&self) -> ReloadHandle<A> {
+        ReloadHandle {
+            jokes: Arc::clone(&self.jokes),
+            act: Arc::clone(&self.act),
+        }
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, gives the jokes in flight up
+    /// to the grace period to finish, and returns the final counters.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> StatsSummary {
+        let Server {
+            act,
+            jokes,
+            listener,
+            udp,
+            config,
+            stats,
+        } = self;
+        let config = Arc::new(config);
+        // Cancelling this token tells the background tasks (file watcher, UDP) to stop.
+        let stopping = CancellationToken::new();
+        // Every connection task is spawned through the tracker, so that shutdown can wait for
+        // exactly those tasks to finish.
+        let connections = TaskTracker::new();
+
+        let watcher = tokio::spawn(watch_jokes_file(
+            Arc::clone(&jokes),
+            Arc::clone(&act),
+            config.reload_interval,
+            stopping.clone(),
+        ));
+        let udp_task = udp.map(|udp| {
+            tokio::spawn(answer_udp(
+                udp,
+                Arc::clone(&jokes),
+                Arc::clone(&stats),
+                stopping.clone(),
+            ))
+        });
+
+        tokio::select! {
+            () = accept_loop(&listener, &act, &jokes, &config, &stats, &connections) => {}
+            () = shutdown => {
+                tracing::info!("shutting down: no new connections, finishing jokes in flight");
+            }
+        }
+        // Closing the listener now makes the kernel refuse new connections instead of queueing
+        // them for an accept that will never come.
+        drop(listener);
+        stopping.cancel();
+        connections.close();
+        if tokio::time::timeout(config.grace_period, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} connections still open after the {:?} grace period; closing them",
+                connections.len(),
+                config.grace_period
+            );
+        }
+        let _ = watcher.await;
+        if let Some(task) = udp_task {
+            let _ = task.await;
+        }
+        stats.summary()
+    }
+}
+
+/// Rebuilds a running server's index on demand.
+#[derive(Debug)]
+pub struct ReloadHandle<A: Act> {
+    jokes: Arc<Jokes>,
+    act: Arc<A>,
+}
+
+impl<A: Act> ReloadHandle<A> {
+    /// Rebuilds the index now, even if the file looks unchanged.
+    pub async fn reload(&self) -> Reload {
+        self.jokes.reload(&self.act, true).await
+    }
+}
+
+/// Binds through `TcpSocket` so that we choose listen(2)'s backlog. `TcpListener::bind` listens
+/// with a backlog of 128: a burst of 1000 connections overflows it, the kernel drops the extra
+/// SYNs, and those clients wait a full second for their retransmission.
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Lets a restarted server bind while old connections sit in TIME_WAIT. It does not let two
+    // servers listen on one port: that still fails with "address in use".
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Accepts connections forever, one task each.
+async fn accept_loop<A: Act>(
+    listener: &TcpListener,
+    act: &Arc<A>,
+    jokes: &Arc<Jokes>,
+    config: &Arc<Config>,
+    stats: &Arc<Stats>,
+    connections: &TaskTracker,
+) {
+    // The connection limit. A permit is taken *before* accepting, so at the limit we stop
+    // calling accept and new connections wait in the kernel's backlog, rather than being
+    // accepted and then left hanging. The permit moves into the connection's task and is
+    // released when the task ends.
+    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let permit = Arc::clone(&limit)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let socket = match listener.accept().await {
+            Ok((socket, _peer)) => {
+                backoff.succeeded();
+                socket
+            }
+            Err(error) => {
+                stats.accept_failed();
+                backoff.failed(&error).await;
+                continue;
+            }
+        };
+        let task = serve_connection(
+            socket,
+            Arc::clone(act),
+            Arc::clone(jokes),
+            Arc::clone(config),
+            Arc::clone(stats),
+        );
+        let instrumented = stats.instrument({
+            let stats = Arc::clone(stats);
+            async move {
+                stats.time_polls(task).await;
+                drop(permit);
+            }
+        });
+        connections.spawn(instrumented);
+    }
+}
+
+/// What to do when `accept` fails.
+///
+/// Some failures concern only the connection being accepted (the client gave up already):
+/// carry on at once. Others mean the process is out of something, typically file descriptors
+/// (EMFILE). Retrying at once would fail again, spinning a core at 100%; exiting would turn a
+/// load spike into an outage. So we sleep, doubling the pause each time up to a second, and
+/// log once per episode.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    pause: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const LONGEST: Duration = Duration::from_secs(1);
+
+    async fn failed(&mut self, error: &io::Error) {
+        use io::ErrorKind::*;
+        if matches!(
+            error.kind(),
+            ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+        ) {
+            tracing::debug!("accept: {error}");
+            return;
+        }
+        let pause = match self.pause {
+            None => {
+                tracing::warn!("accept failed: {error}; backing off until it works again");
+                Self::FIRST
+            }
+            Some(pause) => (pause * 2).min(Self::LONGEST),
+        };
+        self.pause = Some(pause);
+        tokio::time::sleep(pause).await;
+    }
+
+    fn succeeded(&mut self) {
+        if self.pause.take().is_some() {
+            tracing::info!("accepting connections again");
+        }
+    }
+}
+
+/// The life of one connection: serve the joke (bounded by the write timeout), then close in
+/// the RFC 865 way.
+async fn serve_connection<A: Act>(
+    mut socket: TcpStream,
+    act: Arc<A>,
+    jokes: Arc<Jokes>,
+    config: Arc<Config>,
+    stats: Arc<Stats>,
+) {
+    // Streaming acts write a joke line by line. With Nagle's algorithm on, the second small
+    // write would wait for the client's acknowledgement of the first, which a client may delay
+    // by up to 40 ms. We want to measure the acts, not that interaction.
+    let _ = socket.set_nodelay(true);
+    let served = tokio::time::timeout(
+        config.write_timeout,
+        serve_with_fresh_index(&mut socket, &act, &jokes),
+    )
+    .await;
+    match served {
+        Ok(Ok(())) => stats.served(),
+        Ok(Err(ServeError::Read(error))) => {
+            // Nothing was written; the client gets a clean close and no joke.
+            stats.read_failed();
+            tracing::debug!("no joke served: {error}");
+        }
+        Ok(Err(ServeError::Write(error))) => {
+            stats.write_failed();
+            tracing::debug!("client went away: {error}");
+            return;
+        }
+        Err(_elapsed) => {
+            stats.write_timed_out();
+            tracing::debug!("write timed out after {:?}", config.write_timeout);
+            return;
+        }
+    }
+    close_politely(socket, config.drain_timeout, config.drain_limit).await;
+}
+
+/// Serves one joke; if the file changed since the index was built, rebuilds the index and
+/// tries again (nothing has been written when an act reports a read error).
+async fn serve_with_fresh_index<A: Act>(
+    socket: &mut TcpStream,
+    act: &Arc<A>,
+    jokes: &Jokes,
+) -> Result<(), ServeError> {
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        let joke = jokes.pick();
+        match act.serve_joke(joke, socket).await {
+            Err(ServeError::Read(error)) if error.is_stale() && attempt < ATTEMPTS => {
+                if jokes.reload(act, false).await == Reload::Failed {
+                    return Err(ServeError::Read(error));
+                }
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// RFC 865's close. The server never needs the client's bytes, but if it closes a socket
+/// whose receive queue holds unread bytes, the kernel answers with a reset, and a reset can
+/// destroy the joke still in flight to the client. So: shut down our writing side (the client
+/// sees end-of-file after the joke), read and discard what the client sends until it closes
+/// too, within a time and byte budget, and only then close.
+async fn close_politely(mut socket: TcpStream, timeout: Duration, limit: usize) {
+    if socket.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut discard = [0u8; 4096];
+        let mut drained = 0;
+        while drained < limit {
+            match socket.read(&mut discard).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, drain).await;
+}
+
+/// Checks the jokes file every `interval`, and rebuilds the index when it changed.
+async fn watch_jokes_file<A: Act>(
+    jokes: Arc<Jokes>,
+    act: Arc<A>,
+    interval: Duration,
+    stopping: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            _ = ticks.tick() => {
+                jokes.reload(&act, false).await;
+            }
+        }
+    }
+}
+
+/// RFC 865 over UDP: any datagram gets one joke back.
+async fn answer_udp(
+    udp: UdpSocket,
+    jokes: Arc<Jokes>,
+    stats: Arc<Stats>,
+    stopping: CancellationToken,
+) {
+    // The largest payload a UDP datagram can carry over IPv4.
+    const MAX_DATAGRAM: usize = 65_507;
+    let mut request = [0u8; 512];
+    loop {
+        let peer = tokio::select! {
+            () = stopping.cancelled() => return,
+            received = udp.recv_from(&mut request) => match received {
+                Ok((_, peer)) => peer,
+                Err(error) => {
+                    tracing::debug!("udp: {error}");
+                    continue;
+                }
+            },
+        };
+        let joke = jokes.pick();
+        let text = match tokio::task::spawn_blocking(move || joke.read_blocking()).await {
+            Ok(Ok(text)) if text.len() <= MAX_DATAGRAM => text,
+            Ok(Ok(_)) => {
+                tracing::debug!("udp: joke too long for one datagram");
+                continue;
+            }
+            Ok(Err(error)) => {
+                stats.read_failed();
+                tracing::debug!("udp: {error}");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        match udp.send_to(text.as_bytes(), peer).await {
+            Ok(_) => stats.served(),
+            Err(error) => tracing::debug!("udp: sending to {peer}: {error}"),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! What the server counts: jokes served, failures by kind, and how long connection tasks held
+//! a worker thread in one poll.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use tokio_metrics::TaskMonitor;
+
+/// A poll longer than this is "slow": the task kept a worker thread from running anything
+/// else for that long. An async task should return to the scheduler within microseconds;
+/// a millisecond means it did blocking work.
+pub const SLOW_POLL: Duration = Duration::from_millis(1);
+
+/// Counters shared by every connection task of one server.
+///
+/// The poll statistics come from `tokio-metrics`: every connection task is wrapped by
+/// [`TaskMonitor::instrument`], which times each poll. We add the single longest poll, which
+/// the monitor does not keep.
+#[derive(Debug)]
+pub struct Stats {
+    monitor: TaskMonitor,
+    served: AtomicU64,
+    read_failures: AtomicU64,
+    write_failures: AtomicU64,
+    write_timeouts: AtomicU64,
+    accept_errors: AtomicU64,
+    longest_poll_ns: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            monitor: TaskMonitor::with_slow_poll_threshold(SLOW_POLL),
+            served: AtomicU64::new(0),
+            read_failures: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+            write_timeouts: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
+            longest_poll_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The counters at one moment, as printed at shutdown (one line on stderr, one JSON object on
+/// stdout for tools such as `bench-client compare`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StatsSummary {
+    /// Connections that received a whole joke.
+    pub served: u64,
+    /// Connections closed without a joke because the file could not be read.
+    pub read_failures: u64,
+    /// Connections whose client went away (or reset) while the joke was being written.
+    pub write_failures: u64,
+    /// Connections given up on after `--write-timeout`.
+    pub write_timeouts: u64,
+    /// Failed `accept` calls (for example when the process ran out of file descriptors).
+    pub accept_errors: u64,
+    /// Polls of connection tasks.
+    pub polls: u64,
+    /// Polls that took longer than `slow_poll_threshold_us`.
+    pub slow_polls: u64,
+    /// The threshold for a slow poll, in microseconds.
+    pub slow_poll_threshold_us: u64,
+    /// The longest single poll of a connection task, in microseconds.
+    pub longest_poll_us: u64,
+    /// Mean duration of a poll, in microseconds.
+    pub mean_poll_us: f64,
+}
+
+impl Stats {
+    pub(crate) fn served(&self) {
+        self.served.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn read_failed(&self) {
+        self.read_failures.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn write_failed(&self) {
+        self.write_failures.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn write_timed_out(&self) {
+        self.write_timeouts.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+    }
+
+    /// Wraps a connection task so that each of its polls is timed.
+    pub(crate) fn instrument<F: Future>(&self, task: F) -> tokio_metrics::Instrumented<F> {
+        self.monitor.instrument(task)
+    }
+
+    /// Wraps a future so that its longest poll is recorded.
+    pub(crate) async fn time_polls<F: Future>(&self, task: F) -> F::Output {
+        let mut task = std::pin::pin!(task);
+        std::future::poll_fn(|cx| {
+            let started = Instant::now();
+            let result = task.as_mut().poll(cx);
+            let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+            self.longest_poll_ns.fetch_max(took, Relaxed);
+            result
+        })
+        .await
+    }
+
+    /// The counters now.
+    pub fn summary(&self) -> StatsSummary {
+        let metrics = self.monitor.cumulative();
+        StatsSummary {
+            served: self.served.load(Relaxed),
+            read_failures: self.read_failures.load(Relaxed),
+            write_failures: self.write_failures.load(Relaxed),
+            write_timeouts: self.write_timeouts.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
+            polls: metrics.total_poll_count,
+            slow_polls: metrics.total_slow_poll_count,
+            slow_poll_threshold_us: SLOW_POLL.as_micros() as u64,
+            longest_poll_us: self.longest_poll_ns.load(Relaxed) / 1_000,
+            mean_poll_us: metrics.mean_poll_duration().as_secs_f64() * 1e6,
+        }
+    }
+}
+
+impl std::fmt::Display for StatsSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "served {} jokes; failed: {} reads, {} writes, {} timeouts, {} accepts; \
+             {} of {} polls slower than {} µs (longest {} µs, mean {:.1} µs)",
+            self.served,
+            self.read_failures,
+            self.write_failures,
+            self.write_timeouts,
+            self.accept_errors,
+            self.slow_polls,
+            self.polls,
+            self.slow_poll_threshold_us,
+            self.longest_poll_us,
+            self.mean_poll_us
+        )
+    }
+}
