@@ -502,3 +502,53 @@ async fn answer_udp(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens `count` connections at once to a listener that never accepts, and counts those
+    /// the kernel completed within `patience`. A connection can only complete into the accept
+    /// queue, whose length is the listen backlog; past it, Linux drops the SYN and the client
+    /// waits a full second before trying again, so `patience` stays below a second.
+    async fn completed_without_accept(addr: SocketAddr, count: usize) -> usize {
+        let patience = Duration::from_millis(700);
+        let attempts: Vec<_> = (0..count)
+            .map(|_| tokio::spawn(tokio::time::timeout(patience, TcpStream::connect(addr))))
+            .collect();
+        let mut completed = Vec::new();
+        for attempt in attempts {
+            if let Ok(Ok(Ok(stream))) = attempt.await {
+                completed.push(stream);
+            }
+        }
+        completed.len()
+    }
+
+    #[tokio::test]
+    async fn the_backlog_we_ask_for_reaches_listen() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let small = listen(loopback, 8).unwrap();
+        let large = listen(loopback, 1024).unwrap();
+
+        let into_small = completed_without_accept(small.local_addr().unwrap(), 200).await;
+        let into_large = completed_without_accept(large.local_addr().unwrap(), 200).await;
+
+        // Linux queues backlog + 1 connections; allow a little slack for the kernel's rounding.
+        assert!(
+            into_small <= 16,
+            "backlog 8 let {into_small} connections complete"
+        );
+        assert_eq!(
+            into_large, 200,
+            "backlog 1024 must hold all 200 connections"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_refused() {
+        let first = listen(SocketAddr::from(([127, 0, 0, 1], 0)), 16).unwrap();
+        let error = listen(first.local_addr().unwrap(), 16).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+    }
+}
