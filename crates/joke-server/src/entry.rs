@@ -54,6 +54,7 @@ pub fn run_act_from<X: Args, A: Act>(
     init_logging();
     raise_open_files_limit();
 
+    // ANCHOR: runtime
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = cli.server.workers {
         runtime.worker_threads(workers.get());
@@ -65,6 +66,7 @@ pub fn run_act_from<X: Args, A: Act>(
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    // ANCHOR_END: runtime
     let act = make(cli.act);
     let config = Config::from_args(&cli.server);
     runtime.block_on(serve_until_signal(name, act, config))

@@ -142,6 +142,7 @@ impl Jokes {
     /// the cached finale never serves from an index whose jokes it has not loaded. When the file
     /// cannot be indexed (it is momentarily empty while an editor rewrites it, say), the last
     /// good index stays in use and the failure is logged once.
+    // ANCHOR: reload
     pub async fn reload<A: Act>(&self, act: &Arc<A>, force: bool) -> Reload {
         let _only_one_reload = self.reloading.lock().await;
         let current = self.current();
@@ -185,6 +186,7 @@ impl Jokes {
             }
         }
     }
+    // ANCHOR_END: reload
 }
 
 /// Whether the file at the index's path is no longer the indexed one. `tokio::fs::metadata`

@@ -56,6 +56,7 @@ use tokio::net::TcpStream;
 /// because the harness runs every connection with `tokio::spawn`, which may move the task
 /// between worker threads and so needs the future to be `Send`. An implementation may still
 /// be written as an `async fn`; the compiler then checks that its future is `Send`.
+// ANCHOR: act_trait
 pub trait Act: Send + Sync + 'static {
     /// Writes joke `joke` to `socket`.
     ///
@@ -76,6 +77,7 @@ pub trait Act: Send + Sync + 'static {
         Ok(())
     }
 }
+// ANCHOR_END: act_trait
 
 /// Why an act could not serve its joke.
 #[derive(Debug, thiserror::Error)]

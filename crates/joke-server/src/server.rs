@@ -213,6 +213,7 @@ impl<A: Act> Server<A> {
                 tracing::info!("shutting down: no new connections, finishing jokes in flight");
             }
         }
+        // ANCHOR: shutdown
         // Closing the listener now makes the kernel refuse new connections instead of queueing
         // them for an accept that will never come.
         drop(listener);
@@ -233,6 +234,7 @@ impl<A: Act> Server<A> {
             let _ = task.await;
         }
         stats.summary()
+        // ANCHOR_END: shutdown
     }
 }
 
@@ -253,6 +255,7 @@ impl<A: Act> ReloadHandle<A> {
 /// Binds through `TcpSocket` so that we choose listen(2)'s backlog. `TcpListener::bind` listens
 /// with a backlog of 128: a burst of 1000 connections overflows it, the kernel drops the extra
 /// SYNs, and those clients wait a full second for their retransmission.
+// ANCHOR: listen
 fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
@@ -265,6 +268,7 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(backlog)
 }
+// ANCHOR_END: listen
 
 /// Accepts connections forever, one task each.
 async fn accept_loop<A: Act>(
@@ -279,6 +283,7 @@ async fn accept_loop<A: Act>(
     // calling accept and new connections wait in the kernel's backlog, rather than being
     // accepted and then left hanging. The permit moves into the connection's task and is
     // released when the task ends.
+    // ANCHOR: accept_loop
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -313,6 +318,7 @@ async fn accept_loop<A: Act>(
         });
         connections.spawn(instrumented);
     }
+    // ANCHOR_END: accept_loop
 }
 
 /// What to do when `accept` fails.
@@ -331,6 +337,7 @@ impl AcceptBackoff {
     const FIRST: Duration = Duration::from_millis(5);
     const LONGEST: Duration = Duration::from_secs(1);
 
+    // ANCHOR: backoff
     async fn failed(&mut self, error: &io::Error) {
         use io::ErrorKind::*;
         if matches!(
@@ -350,6 +357,7 @@ impl AcceptBackoff {
         self.pause = Some(pause);
         tokio::time::sleep(pause).await;
     }
+    // ANCHOR_END: backoff
 
     fn succeeded(&mut self) {
         if self.pause.take().is_some() {
@@ -370,6 +378,7 @@ async fn serve_connection<A: Act>(
     // Streaming acts write a joke line by line. With Nagle's algorithm on, the second small
     // write would wait for the client's acknowledgement of the first, which a client may delay
     // by up to 40 ms. We want to measure the acts, not that interaction.
+    // ANCHOR: serve_connection
     let _ = socket.set_nodelay(true);
     let served = tokio::time::timeout(
         config.write_timeout,
@@ -395,10 +404,12 @@ async fn serve_connection<A: Act>(
         }
     }
     close_politely(socket, config.drain_timeout, config.drain_limit).await;
+    // ANCHOR_END: serve_connection
 }
 
 /// Serves one joke; if the file changed since the index was built, rebuilds the index and
 /// tries again (nothing has been written when an act reports a read error).
+// ANCHOR: retry
 async fn serve_with_fresh_index<A: Act>(
     socket: &mut TcpStream,
     act: &Arc<A>,
@@ -419,12 +430,14 @@ async fn serve_with_fresh_index<A: Act>(
         }
     }
 }
+// ANCHOR_END: retry
 
 /// RFC 865's close. The server never needs the client's bytes, but if it closes a socket
 /// whose receive queue holds unread bytes, the kernel answers with a reset, and a reset can
 /// destroy the joke still in flight to the client. So: shut down our writing side (the client
 /// sees end-of-file after the joke), read and discard what the client sends until it closes
 /// too, within a time and byte budget, and only then close.
+// ANCHOR: rfc865_close
 async fn close_politely(mut socket: TcpStream, timeout: Duration, limit: usize) {
     if socket.shutdown().await.is_err() {
         return;
@@ -441,6 +454,7 @@ async fn close_politely(mut socket: TcpStream, timeout: Duration, limit: usize) 
     };
     let _ = tokio::time::timeout(timeout, drain).await;
 }
+// ANCHOR_END: rfc865_close
 
 /// Checks the jokes file every `interval`, and rebuilds the index when it changed.
 async fn watch_jokes_file<A: Act>(
