@@ -253,11 +253,18 @@ pub fn jokes_in(text: &[u8], choice: FormatChoice) -> Result<(Format, Vec<String
         .jokes
         .iter()
         .map(|span| {
-            let raw = &text[span.bytes.start as usize..span.bytes.end as usize];
-            // The scan validated every line, so the range is UTF-8.
-            served_form(std::str::from_utf8(raw).expect("scanned text is UTF-8"))
+            // The scan validated every line, so the range is in bounds and UTF-8; should that
+            // ever not hold, report the joke's first line rather than panic.
+            let raw = usize::try_from(span.bytes.start)
+                .ok()
+                .zip(usize::try_from(span.bytes.end).ok())
+                .and_then(|(start, end)| text.get(start..end))
+                .and_then(|raw| std::str::from_utf8(raw).ok());
+            raw.map(served_form).ok_or(InvalidUtf8 {
+                line: span.lines.start + 1,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((scan.format, jokes))
 }
 

@@ -31,7 +31,7 @@ pub mod strfile;
 
 pub use error::{IndexError, ReadError};
 pub use index::{Fingerprint, Index, InvalidUtf8, jokes_in};
-pub use scan::JokeSpan;
+pub use scan::{JokeSpan, LineClass, classify_line};
 pub use served::{served_form, served_lines};
 
 /// RFC 865 asks that a quote be shorter than 512 characters; `joke-index check` flags longer

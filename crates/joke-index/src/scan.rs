@@ -109,9 +109,9 @@ impl LineShape {
     }
 }
 
-/// The class of a whole line.
+/// The class of a whole line, as the scanner sees it (see [`classify_line`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LineClass {
+pub enum LineClass {
     /// Only spaces and tabs (or nothing).
     Blank,
     /// Three or more dashes, then optional spaces/tabs.
@@ -120,6 +120,17 @@ pub(crate) enum LineClass {
     FortuneSeparator,
     /// Anything else.
     Text,
+}
+
+/// Classifies one line (given without its `\n`; a final `\r` is ignored) by the same rules
+/// the index uses: blank, a dashed separator, a fortune separator, or text.
+///
+/// Tools that look at lines one by one (`joke-index check`, say) use it so that they can never
+/// disagree with the index about what a separator is.
+pub fn classify_line(line: &[u8]) -> LineClass {
+    let mut shape = LineShape::START;
+    shape.push_all(line);
+    shape.class()
 }
 
 /// Collects the jokes of one format as lines go by.
@@ -220,7 +231,9 @@ pub(crate) struct Scan {
 #[derive(Debug)]
 pub(crate) enum ScanError {
     /// Invalid UTF-8 on this 1-based line.
-    InvalidUtf8 { line: u64 },
+    InvalidUtf8 {
+        line: u64,
+    },
     Io(io::Error),
 }
 
@@ -239,8 +252,20 @@ pub(crate) fn scan(mut reader: impl Read, format: Option<Format>) -> Result<Scan
 
     let mut end_line = |shape: &LineShape, start: u64, end: u64, number: u64| {
         let class = shape.class();
-        dashed.line(class == LineClass::DashedSeparator, class, start, end, number);
-        fortune.line(class == LineClass::FortuneSeparator, class, start, end, number);
+        dashed.line(
+            class == LineClass::DashedSeparator,
+            class,
+            start,
+            end,
+            number,
+        );
+        fortune.line(
+            class == LineClass::FortuneSeparator,
+            class,
+            start,
+            end,
+            number,
+        );
     };
 
     loop {
@@ -304,22 +329,31 @@ mod tests {
     use super::*;
 
     fn class_of(line: &[u8]) -> LineClass {
-        let mut shape = LineShape::START;
-        shape.push_all(line);
-        shape.class()
+        classify_line(line)
     }
 
     #[test]
     fn only_dashes_make_a_separator() {
         for sep in ["---", "----------", "---  ", "---\t", "---\r", "--- \t\r"] {
-            assert_eq!(class_of(sep.as_bytes()), LineClass::DashedSeparator, "{sep:?}");
+            assert_eq!(
+                class_of(sep.as_bytes()),
+                LineClass::DashedSeparator,
+                "{sep:?}"
+            );
         }
     }
 
     #[test]
     fn lines_that_merely_start_with_dashes_are_text() {
         // The seed article's `starts_with("---")` rule split jokes on both of these.
-        for text in ["--->>> x <<<---", "-----    -----", "--", "-- -", "---\rx", "- - -"] {
+        for text in [
+            "--->>> x <<<---",
+            "-----    -----",
+            "--",
+            "-- -",
+            "---\rx",
+            "- - -",
+        ] {
             assert_eq!(class_of(text.as_bytes()), LineClass::Text, "{text:?}");
         }
     }
@@ -397,9 +431,15 @@ mod tests {
     #[test]
     fn format_detection_counts_separators() {
         let fortune = "a\n%\nb\n---\nc\n%\nd\n";
-        assert_eq!(scan(fortune.as_bytes(), None).unwrap().format, Format::Fortune);
+        assert_eq!(
+            scan(fortune.as_bytes(), None).unwrap().format,
+            Format::Fortune
+        );
         let dashed = "a\n---\nb\n%\nc\n---\nd\n";
-        assert_eq!(scan(dashed.as_bytes(), None).unwrap().format, Format::Dashed);
+        assert_eq!(
+            scan(dashed.as_bytes(), None).unwrap().format,
+            Format::Dashed
+        );
         let none = "just one joke\n";
         assert_eq!(scan(none.as_bytes(), None).unwrap().format, Format::Dashed);
     }

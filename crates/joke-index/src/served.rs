@@ -19,7 +19,10 @@ pub fn served_form(raw: &str) -> String {
     while lines.last().is_some_and(is_blank) {
         lines.pop();
     }
-    let first_text = lines.iter().position(|l| !is_blank(l)).unwrap_or(lines.len());
+    let first_text = lines
+        .iter()
+        .position(|l| !is_blank(l))
+        .unwrap_or(lines.len());
     let mut served = String::with_capacity(raw.len() + 1);
     for line in &lines[first_text..] {
         served.push_str(line);

@@ -126,7 +126,11 @@ pub enum DatProblem {
     #[error(
         "its header announces {numstr} records, so it should be {expected} bytes long, but it is {len}"
     )]
-    LengthMismatch { numstr: u32, expected: u64, len: u64 },
+    LengthMismatch {
+        numstr: u32,
+        expected: u64,
+        len: u64,
+    },
 
     #[error("offset {position} ({offset}) comes before the one preceding it ({previous})")]
     OffsetsOutOfOrder {
