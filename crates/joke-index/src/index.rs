@@ -166,6 +166,7 @@ impl Index {
     ///
     /// The second check catches a write that raced the read. When either fails, nothing of the
     /// file is returned ([`ReadError::Changed`]), so a caller never serves a torn joke.
+    // ANCHOR: read_joke
     pub fn read_joke_blocking(&self, number: usize) -> Result<String, ReadError> {
         let span = self.span_or_error(number)?;
         let io_error = |source| ReadError::Io {
@@ -184,6 +185,7 @@ impl Index {
         self.ensure_unchanged(&file.metadata().map_err(io_error)?)?;
         self.served_from_raw(raw)
     }
+    // ANCHOR_END: read_joke
 
     /// Every joke in served form, in file order, read in one sequential pass (for the cached
     /// finale and for `--verify`). Fails with [`ReadError::Changed`] like

@@ -20,11 +20,13 @@ pub(crate) const READ_BUFFER: usize = 64 * 1024;
 /// non-blank line, line terminator included, so reading exactly that range and applying
 /// [`served_form`](crate::served_form) gives the served bytes. `lines` holds 0-based line
 /// numbers, end exclusive.
+// ANCHOR: joke_span
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct JokeSpan {
     pub bytes: Range<u64>,
     pub lines: Range<u64>,
 }
+// ANCHOR_END: joke_span
 
 impl JokeSpan {
     /// Length of the raw range in bytes.
@@ -65,6 +67,7 @@ impl LineShape {
         cr_pending: false,
     };
 
+    // ANCHOR: push_byte
     fn push(&mut self, byte: u8) {
         if self.cr_pending {
             // The `\r` was not the end of the line after all: it is content.
@@ -87,6 +90,7 @@ impl LineShape {
             _ => Shape::Text,
         };
     }
+    // ANCHOR_END: push_byte
 
     /// Classifies a segment of the current line; returns early once the line is plain text,
     /// because nothing after that can change its class.
@@ -99,6 +103,7 @@ impl LineShape {
         }
     }
 
+    // ANCHOR: line_class
     fn class(&self) -> LineClass {
         match self.shape {
             Shape::Empty | Shape::Blank => LineClass::Blank,
@@ -107,6 +112,7 @@ impl LineShape {
             _ => LineClass::Text,
         }
     }
+    // ANCHOR_END: line_class
 }
 
 /// The class of a whole line, as the scanner sees it (see [`classify_line`]).

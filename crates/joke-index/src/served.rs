@@ -7,6 +7,7 @@
 ///
 /// The index already trims blank edges when it records a span, so for a span the trimming here
 /// changes nothing; it is done anyway so that any text can be put in served form.
+// ANCHOR: served_form
 pub fn served_form(raw: &str) -> String {
     let mut lines: Vec<&str> = raw
         .split_inclusive('\n')
@@ -30,6 +31,7 @@ pub fn served_form(raw: &str) -> String {
     }
     served
 }
+// ANCHOR_END: served_form
 
 /// Splits a served joke into its lines, each still ending in `\n`: the unit the streaming
 /// acts write one at a time.

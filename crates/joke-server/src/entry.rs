@@ -111,12 +111,14 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
             reload.reload().await;
         }
     });
+    // ANCHOR: signals
     let shutdown = async move {
         tokio::select! {
             _ = interrupt.recv() => tracing::info!("SIGINT received"),
             _ = terminate.recv() => tracing::info!("SIGTERM received"),
         }
     };
+    // ANCHOR_END: signals
     let summary = server.run(shutdown).await;
     reload_on_hangup.abort();
     tracing::info!("{name}: {summary}");
@@ -140,6 +142,7 @@ fn init_logging() {
 
 /// Each connection is a file descriptor, and the usual soft limit (1024) is below the bursts
 /// this server is built for. Raise it to the hard limit.
+// ANCHOR: open_files
 fn raise_open_files_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) if limit < 4096 => {
@@ -149,3 +152,4 @@ fn raise_open_files_limit() {
         Err(error) => tracing::warn!("cannot raise the open files limit: {error}"),
     }
 }
+// ANCHOR_END: open_files

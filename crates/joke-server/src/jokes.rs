@@ -52,10 +52,12 @@ impl JokeToServe {
     ///
     /// This blocks the calling thread for as long as the disk takes: fine on the blocking pool,
     /// a problem on a runtime worker (that is act 1's lesson).
+    // ANCHOR: read_blocking
     pub fn read_blocking(&self) -> Result<String, ReadError> {
         simulate_slow_disk(self.io_delay);
         self.index.read_joke_blocking(self.number)
     }
+    // ANCHOR_END: read_blocking
 }
 
 /// The jokes file a server serves from.

@@ -207,12 +207,14 @@ impl<A: Act> Server<A> {
             ))
         });
 
+        // ANCHOR: run_until_shutdown
         tokio::select! {
             () = accept_loop(&listener, &act, &jokes, &config, &stats, &connections) => {}
             () = shutdown => {
                 tracing::info!("shutting down: no new connections, finishing jokes in flight");
             }
         }
+        // ANCHOR_END: run_until_shutdown
         // ANCHOR: shutdown
         // Closing the listener now makes the kernel refuse new connections instead of queueing
         // them for an accept that will never come.

@@ -10,7 +10,9 @@ use tokio_metrics::TaskMonitor;
 /// A poll longer than this is "slow": the task kept a worker thread from running anything
 /// else for that long. An async task should return to the scheduler within microseconds;
 /// a millisecond means it did blocking work.
+// ANCHOR: slow_poll
 pub const SLOW_POLL: Duration = Duration::from_millis(1);
+// ANCHOR_END: slow_poll
 
 /// Counters shared by every connection task of one server.
 ///
@@ -91,6 +93,7 @@ impl Stats {
     }
 
     /// Wraps a future so that its longest poll is recorded.
+    // ANCHOR: time_polls
     pub(crate) async fn time_polls<F: Future>(&self, task: F) -> F::Output {
         let mut task = std::pin::pin!(task);
         std::future::poll_fn(|cx| {
@@ -102,6 +105,7 @@ impl Stats {
         })
         .await
     }
+    // ANCHOR_END: time_polls
 
     /// The counters now.
     pub fn summary(&self) -> StatsSummary {
