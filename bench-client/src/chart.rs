@@ -1,0 +1,117 @@
+//! `compare --chart FILE.svg`: the table as a picture for the book.
+//!
+//! plotters draws it with its SVG backend only (the workspace turns its default features off),
+//! so text is written as SVG `<text>` for the browser to render: no font files, no system
+//! libraries.
+
+use std::path::Path;
+
+use anyhow::Context;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::compare::CompareReport;
+use crate::text::ms;
+
+const SIZE: (u32, u32) = (960, 540);
+const BAR: RGBColor = RGBColor(0x4c, 0x72, 0xb0);
+const P99: RGBColor = RGBColor(0xc4, 0x4e, 0x52);
+
+/// Writes a bar chart of each act's median wall time per round, with a mark at its p99
+/// connection latency.
+pub fn write_chart(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+    }
+    draw(path, report).with_context(|| format!("drawing the chart {}", path.display()))
+}
+
+fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+
+    let bars: Vec<(&str, f64, Option<f64>)> = report
+        .acts
+        .iter()
+        .map(|act| {
+            let p99 = act.load.latency_ms.map(|p| p.p99);
+            (act.act, act.load.wall_ms.median, p99)
+        })
+        .collect();
+    let highest = bars
+        .iter()
+        .map(|&(_, wall, p99)| wall.max(p99.unwrap_or(0.0)))
+        .fold(0.0, f64::max);
+    // Head room above the tallest bar for its label; and a non-empty axis when all are zero.
+    let y_top = if highest > 0.0 { highest * 1.18 } else { 1.0 };
+
+    let io_delay = humantime::format_duration(std::time::Duration::from_secs_f64(
+        report.io_delay_ms / 1e3,
+    ));
+    let caption = format!(
+        "Median wall time of a round of {} connections (--io-delay {io_delay}, {} rounds)",
+        report.conns, report.rounds
+    );
+    // The x axis runs from 0 to the number of acts; act i owns the slice [i, i + 1). The
+    // act names are drawn by hand below, under each bar's centre.
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..bars.len().max(1) as f64, 0f64..y_top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_desc("milliseconds")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, &(_, wall, _))| {
+            let left = i as f64 + 0.15;
+            Rectangle::new([(left, 0.0), (left + 0.7, wall)], BAR.filled())
+        }))?
+        .label("median wall time per round")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], BAR.filled()));
+    chart
+        .draw_series(bars.iter().enumerate().filter_map(|(i, &(_, _, p99))| {
+            let p99 = p99?;
+            let left = i as f64 + 0.08;
+            Some(PathElement::new(
+                vec![(left, p99), (left + 0.84, p99)],
+                P99.stroke_width(3),
+            ))
+        }))?
+        .label("p99 latency of one connection")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], P99.stroke_width(3)));
+
+    let value_style = ("sans-serif", 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    chart.draw_series(bars.iter().enumerate().map(|(i, &(_, wall, _))| {
+        Text::new(ms(wall), (i as f64 + 0.5, wall), value_style.clone())
+    }))?;
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+
+    let name_style = ("sans-serif", 14)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, &(name, _, _)) in bars.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        root.draw(&Text::new(name, (x, y + 8), name_style.clone()))?;
+    }
+    root.present()?;
+    Ok(())
+}

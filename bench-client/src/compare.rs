@@ -1,0 +1,182 @@
+//! `bench-client compare`: every act under the same load, side by side.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use joke_server::StatsSummary;
+use serde::Serialize;
+
+use crate::acts::{ActEntry, BASELINE, SeedRatio};
+use crate::load::{LoadPlan, run_round};
+use crate::servers::{ServerOutcome, ServerProcess};
+use crate::stats::{LoadReport, Tally};
+use crate::verify::JokeSet;
+use crate::{BadInput, progress_bar};
+
+/// What to compare, and how hard.
+#[derive(Debug, Clone)]
+pub struct CompareSettings {
+    pub acts: Vec<&'static ActEntry>,
+    pub conns: usize,
+    pub rounds: usize,
+    pub timeout: Duration,
+    pub io_delay: Duration,
+    pub jokes: PathBuf,
+}
+
+/// The result of `compare`, as printed and as serialised. The keys are documented in
+/// `bench-client/README.md`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareReport {
+    pub conns: usize,
+    pub rounds: usize,
+    pub io_delay_ms: f64,
+    pub timeout_ms: f64,
+    pub jokes: PathBuf,
+    /// Whether bench-client (and so every server) was built with optimisations.
+    pub optimized: bool,
+    /// The act the ratios are taken against, when it was in the run.
+    pub baseline: Option<&'static str>,
+    pub acts: Vec<ActReport>,
+}
+
+/// One act's line of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActReport {
+    pub act: &'static str,
+    pub title: &'static str,
+    /// Its median wall time per round divided by the baseline's (`null` without a baseline).
+    pub ratio_to_baseline: Option<f64>,
+    /// The same ratio as the seed article measured it in 2018.
+    pub seed_ratio_2018: SeedRatio,
+    /// The load as the client saw it: the same keys as the load mode's JSON.
+    pub load: LoadReport,
+    /// The statistics the server printed at shutdown (`null` if it printed none).
+    pub server: Option<StatsSummary>,
+    pub server_exit_code: Option<i32>,
+    /// What went wrong with the server process, if anything.
+    pub server_problem: Option<String>,
+}
+
+impl CompareReport {
+    /// True when every connection to every act succeeded and every server exited cleanly
+    /// with its statistics.
+    pub fn all_ok(&self) -> bool {
+        self.acts.iter().all(|act| {
+            act.load.all_succeeded() && act.server_problem.is_none() && act.server.is_some()
+        })
+    }
+
+    /// The row of the act called `name`.
+    pub fn act(&self, name: &str) -> Option<&ActReport> {
+        self.acts.iter().find(|act| act.act == name)
+    }
+}
+
+/// `jokes.txt` in the current folder, else the workspace's own: what the servers would pick.
+pub fn default_jokes() -> PathBuf {
+    let here = PathBuf::from("jokes.txt");
+    if here.exists() {
+        here
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../jokes.txt"))
+    }
+}
+
+// ANCHOR: compare
+/// Starts every act, loads them round by round, stops them, and gathers the numbers.
+///
+/// The acts are interleaved: round 1 of every act, then round 2 of every act, and so on. A
+/// laptop that heats up and slows down, or a backup that starts in the middle, then costs every
+/// act alike instead of whichever happened to run last. The median over the rounds then
+/// discards the odd round that caught a hiccup.
+pub async fn compare(settings: &CompareSettings) -> anyhow::Result<CompareReport> {
+    let jokes = std::path::absolute(&settings.jokes)
+        .with_context(|| format!("resolving {}", settings.jokes.display()))?;
+    let verify = Arc::new(load_jokes(&jokes).await?);
+
+    // Start them all before the first round, so that start-up costs are not in any round.
+    let mut servers = Vec::with_capacity(settings.acts.len());
+    for &act in &settings.acts {
+        // On an error, the servers already started are killed as `servers` is dropped
+        // (they were spawned with kill_on_drop).
+        servers.push(ServerProcess::start(act, &jokes, settings.io_delay).await?);
+    }
+
+    let plans: Vec<Arc<LoadPlan>> = servers
+        .iter()
+        .map(|server| {
+            Arc::new(LoadPlan {
+                addr: server.addr,
+                conns: settings.conns,
+                timeout: settings.timeout,
+                send: Arc::from(&[][..]),
+                verify: Some(Arc::clone(&verify)),
+            })
+        })
+        .collect();
+    let mut tallies = vec![Tally::default(); servers.len()];
+    let total = (settings.conns * settings.rounds * servers.len()) as u64;
+    let progress = progress_bar(total);
+    for round in 1..=settings.rounds {
+        for ((server, plan), tally) in servers.iter().zip(&plans).zip(&mut tallies) {
+            progress.set_message(format!("round {round}/{}: {}", settings.rounds, server.act.name));
+            tally.add_round(&run_round(plan, &progress).await);
+        }
+    }
+    progress.finish_and_clear();
+
+    let mut outcomes: Vec<ServerOutcome> = Vec::with_capacity(servers.len());
+    for server in servers {
+        outcomes.push(server.stop().await);
+    }
+
+    let loads: Vec<LoadReport> = tallies.iter().map(Tally::report).collect();
+    let baseline = settings
+        .acts
+        .iter()
+        .zip(&loads)
+        .find(|(act, _)| act.name == BASELINE)
+        .map(|(act, load)| (act.name, load.wall_ms.median));
+    let acts = settings
+        .acts
+        .iter()
+        .zip(loads)
+        .zip(outcomes)
+        .map(|((act, load), outcome)| ActReport {
+            act: act.name,
+            title: act.title,
+            ratio_to_baseline: baseline
+                .filter(|(_, wall)| *wall > 0.0)
+                .map(|(_, wall)| load.wall_ms.median / wall),
+            seed_ratio_2018: act.seed_ratio_2018,
+            load,
+            server: outcome.stats,
+            server_exit_code: outcome.exit_code,
+            server_problem: outcome.problem,
+        })
+        .collect();
+    Ok(CompareReport {
+        conns: settings.conns,
+        rounds: settings.rounds,
+        io_delay_ms: settings.io_delay.as_secs_f64() * 1e3,
+        timeout_ms: settings.timeout.as_secs_f64() * 1e3,
+        jokes,
+        optimized: !cfg!(debug_assertions),
+        baseline: baseline.map(|(name, _)| name),
+        acts,
+    })
+}
+// ANCHOR_END: compare
+
+/// Builds the `--verify` set off the runtime (it reads the file with blocking calls: the very
+/// lesson of this workspace). A bad file is bad input, reported with exit code 2.
+async fn load_jokes(path: &Path) -> anyhow::Result<JokeSet> {
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || JokeSet::load(&owned))
+        .await
+        .context("loading the jokes file")?
+        .map_err(|error| BadInput(format!("{error:#}")).into())
+}
