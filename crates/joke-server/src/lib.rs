@@ -30,12 +30,14 @@
 mod cli;
 mod entry;
 mod jokes;
+mod lines;
 mod server;
 mod stats;
 
 pub use cli::{NoActArgs, ServerArgs};
 pub use entry::{run_act, run_act_from, run_act_with};
 pub use jokes::{JokeToServe, Jokes, LoadError, Reload};
+pub use lines::JokeLines;
 pub use server::{Config, ReloadHandle, Server, StartError};
 pub use stats::{Stats, StatsSummary};
 

@@ -1,0 +1,197 @@
+//! An act's real binary, run as a child process: started on a free port, stopped with SIGTERM,
+//! or run to its exit when it is expected to refuse to start.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a binary may take to say `listening on`, or to exit once asked to.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a child process ended, and everything it printed.
+#[derive(Debug)]
+pub struct Exited {
+    /// The exit code; `None` when a signal killed it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// An act's binary, running, with the address it said it listens on.
+#[derive(Debug)]
+pub struct RunningBinary {
+    pid: u32,
+    addr: SocketAddr,
+    exit: mpsc::Receiver<std::io::Result<ExitStatus>>,
+    stdout: JoinHandle<String>,
+    stderr: JoinHandle<String>,
+}
+
+/// Starts `binary` with `args` and a child environment that logs at `info` without colours.
+fn spawn(binary: &str, args: &[&OsStr]) -> Child {
+    Command::new(binary)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("starting {binary}: {error}"))
+}
+
+/// Waits for the child on a thread of its own, so that the exit can be awaited with a timeout
+/// (std's `Child` has no `wait_timeout`).
+fn wait_in_background(mut child: Child) -> mpsc::Receiver<std::io::Result<ExitStatus>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait());
+    });
+    receiver
+}
+
+fn read_all_in_background(mut from: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Sends `signal` (a name such as `TERM` or `KILL`) to process `pid` with kill(1).
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap_or_else(|error| panic!("running kill -{signal}: {error}"));
+    assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+}
+
+/// Waits up to [`PROCESS_TIMEOUT`] for an exit; past that, kills the process and panics.
+fn wait_for_exit(
+    pid: u32,
+    exit: &mpsc::Receiver<std::io::Result<ExitStatus>>,
+    what: &str,
+) -> ExitStatus {
+    match exit.recv_timeout(PROCESS_TIMEOUT) {
+        Ok(status) => status.expect("waiting for the child"),
+        Err(_) => {
+            send_signal(pid, "KILL");
+            panic!("{what}: the process did not exit within {PROCESS_TIMEOUT:?}; killed it");
+        }
+    }
+}
+
+/// The address in a `listening on ADDR` log line.
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.split_once("listening on ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+impl RunningBinary {
+    /// Starts `binary` with `args` (which should include `--addr 127.0.0.1:0`) and waits for
+    /// its `listening on ADDR` line on stderr.
+    ///
+    /// # Panics
+    /// When the binary exits, or says nothing of the kind within [`PROCESS_TIMEOUT`].
+    pub fn start(binary: &str, args: &[&OsStr]) -> Self {
+        let mut child = spawn(binary, args);
+        let pid = child.id();
+        let stdout = read_all_in_background(child.stdout.take().expect("piped"));
+        let stderr_pipe = child.stderr.take().expect("piped");
+        let exit = wait_in_background(child);
+
+        // Stderr is read line by line: each line goes to the test (to spot `listening on`) and
+        // into the full text returned at the end.
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr_pipe).lines() {
+                let Ok(line) = line else { break };
+                all.push_str(&line);
+                all.push('\n');
+                let _ = lines_tx.send(line);
+            }
+            all
+        });
+
+        let addr = loop {
+            match lines_rx.recv_timeout(PROCESS_TIMEOUT) {
+                Ok(line) => {
+                    if let Some(addr) = listening_addr(&line) {
+                        break addr;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = wait_for_exit(pid, &exit, binary);
+                    let stderr = stderr.join().unwrap_or_default();
+                    panic!("{binary} exited ({status}) without listening; stderr:\n{stderr}");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    send_signal(pid, "KILL");
+                    panic!("{binary} did not say `listening on` within {PROCESS_TIMEOUT:?}");
+                }
+            }
+        };
+        RunningBinary {
+            pid,
+            addr,
+            exit,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The address the binary listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(self) -> Exited {
+        send_signal(self.pid, "TERM");
+        let status = wait_for_exit(self.pid, &self.exit, "after SIGTERM");
+        Exited {
+            code: status.code(),
+            stdout: self.stdout.join().unwrap_or_default(),
+            stderr: self.stderr.join().unwrap_or_default(),
+        }
+    }
+}
+
+/// Runs `binary` with `args` until it exits by itself (a start-up that must fail), killing it
+/// if it is still running after [`PROCESS_TIMEOUT`].
+pub fn run_to_exit(binary: &str, args: &[&OsStr]) -> Exited {
+    let mut child = spawn(binary, args);
+    let pid = child.id();
+    let stdout = read_all_in_background(child.stdout.take().expect("piped"));
+    let stderr = read_all_in_background(child.stderr.take().expect("piped"));
+    let exit = wait_in_background(child);
+    let status = wait_for_exit(pid, &exit, binary);
+    Exited {
+        code: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_in_a_log_line() {
+        let line =
+            "2026-01-01T00:00:00.000000Z  INFO joke_server::entry: listening on 127.0.0.1:4242";
+        assert_eq!(
+            listening_addr(line),
+            Some(SocketAddr::from(([127, 0, 0, 1], 4242)))
+        );
+        assert_eq!(listening_addr("serving 7 jokes"), None);
+    }
+}
