@@ -61,30 +61,87 @@ pub const BASELINE: &str = "finale-cached";
 
 /// Every act, in story order. Act III is missing on purpose: it is the version that does not
 /// compile, and its chapter is about why.
-pub static ACTS: &[ActEntry] = &[ActEntry {
-    name: "act1-naive",
-    title: "Act I",
-    seed_ratio_2018: exactly(6.6),
-    serve: serve_act1,
-}];
+///
+/// Act II appears twice, once per `--mode`: `spawn_blocking` is today's answer, and
+/// `block_in_place` is the heir of the `tokio_threadpool::blocking` that the seed article's
+/// Act II used.
+pub static ACTS: &[ActEntry] = &[
+    ActEntry {
+        name: "act1-naive",
+        title: "Act I",
+        seed_ratio_2018: exactly(6.6),
+        serve: serve_act1,
+    },
+    ActEntry {
+        name: "act2-spawn-blocking",
+        title: "Act II",
+        seed_ratio_2018: ACTS_II_TO_VI,
+        serve: serve_act2,
+    },
+    ActEntry {
+        name: "act2-block-in-place",
+        title: "Act II (block_in_place)",
+        seed_ratio_2018: ACTS_II_TO_VI,
+        serve: serve_act2_block_in_place,
+    },
+];
 
 fn serve_act1(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act1-naive", args, |_: NoActArgs| act1_naive::Naive)
 }
 
-/// The act called `name`: its full name (`act1-naive`), or the part before the first dash
-/// (`act1`, `finale`).
-pub fn find(name: &str) -> Option<&'static ActEntry> {
-    ACTS.iter()
-        .find(|act| act.name == name || act.name.split('-').next() == Some(name))
+fn serve_act2(args: Vec<OsString>) -> ExitCode {
+    joke_server::run_act_from(
+        "act2-spawn-blocking",
+        args,
+        act2_spawn_blocking::OffTheWorkers::new,
+    )
 }
 
-/// Parses `--acts`-style names for clap, listing the known ones when a name is unknown.
-pub fn parse_act(name: &str) -> Result<&'static ActEntry, String> {
-    find(name).ok_or_else(|| {
+fn serve_act2_block_in_place(mut args: Vec<OsString>) -> ExitCode {
+    args.extend(["--mode".into(), "block-in-place".into()]);
+    serve_act2(args)
+}
+
+/// The acts a name selects: the act with that full name (`act1-naive`), or every act whose
+/// name starts with it and a dash (`act1`; `act2` selects both of Act II's modes; `finale`).
+pub fn select(name: &str) -> Vec<&'static ActEntry> {
+    if let Some(act) = ACTS.iter().find(|act| act.name == name) {
+        return vec![act];
+    }
+    ACTS.iter()
+        .filter(|act| {
+            !name.is_empty()
+                && act
+                    .name
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('-'))
+        })
+        .collect()
+}
+
+/// The acts one `--acts` item selects, as clap parses it.
+#[derive(Debug, Clone)]
+pub struct Selection(pub Vec<&'static ActEntry>);
+
+/// Parses one `--acts` item for clap, listing the known acts when nothing matches.
+pub fn parse_selection(name: &str) -> Result<Selection, String> {
+    let acts = select(name);
+    if acts.is_empty() {
         let known: Vec<&str> = ACTS.iter().map(|act| act.name).collect();
-        format!("no act named {name:?}; the acts are {}", known.join(", "))
-    })
+        return Err(format!(
+            "no act named {name:?}; the acts are {}",
+            known.join(", ")
+        ));
+    }
+    Ok(Selection(acts))
+}
+
+/// Parses the act of `serve`, which must be named in full.
+pub fn parse_act(name: &str) -> Result<&'static ActEntry, String> {
+    ACTS.iter()
+        .find(|act| act.name == name)
+        .ok_or_else(|| format!("no act named {name:?}"))
 }
 
 impl ActEntry {
@@ -101,20 +158,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn acts_are_found_by_full_or_short_name() {
-        assert_eq!(find("act1-naive").unwrap().name, "act1-naive");
-        assert_eq!(find("act1").unwrap().name, "act1-naive");
-        assert!(find("act3").is_none());
-        assert!(find("").is_none());
-        assert!(parse_act("nope").unwrap_err().contains("act1-naive"));
+    fn acts_are_selected_by_full_name_or_prefix() {
+        let names = |selector| select(selector).iter().map(|a| a.name).collect::<Vec<_>>();
+        assert_eq!(names("act1-naive"), ["act1-naive"]);
+        assert_eq!(names("act1"), ["act1-naive"]);
+        assert_eq!(
+            names("act2"),
+            ["act2-spawn-blocking", "act2-block-in-place"]
+        );
+        assert_eq!(names("act2-block-in-place"), ["act2-block-in-place"]);
+        assert!(names("act3").is_empty());
+        assert!(names("act").is_empty());
+        assert!(names("").is_empty());
+        assert!(parse_selection("nope").unwrap_err().contains("act1-naive"));
+        assert!(parse_act("act1").is_err());
     }
 
     #[test]
-    fn names_are_unique_and_short_names_unambiguous() {
+    fn names_are_unique() {
         for (i, a) in ACTS.iter().enumerate() {
             for b in &ACTS[i + 1..] {
                 assert_ne!(a.name, b.name);
-                assert_ne!(a.name.split('-').next(), b.name.split('-').next());
             }
         }
     }

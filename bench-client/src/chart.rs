@@ -13,7 +13,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::compare::CompareReport;
 use crate::text::ms;
 
-const SIZE: (u32, u32) = (960, 540);
+const SIZE: (u32, u32) = (1200, 560);
 const BAR: RGBColor = RGBColor(0x4c, 0x72, 0xb0);
 const P99: RGBColor = RGBColor(0xc4, 0x4e, 0x52);
 
@@ -44,11 +44,10 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
         .map(|&(_, wall, p99)| wall.max(p99.unwrap_or(0.0)))
         .fold(0.0, f64::max);
     // Head room above the tallest bar for its label; and a non-empty axis when all are zero.
-    let y_top = if highest > 0.0 { highest * 1.18 } else { 1.0 };
+    let y_top = if highest > 0.0 { highest * 1.25 } else { 1.0 };
 
-    let io_delay = humantime::format_duration(std::time::Duration::from_secs_f64(
-        report.io_delay_ms / 1e3,
-    ));
+    let io_delay =
+        humantime::format_duration(std::time::Duration::from_secs_f64(report.io_delay_ms / 1e3));
     let caption = format!(
         "Median wall time of a round of {} connections (--io-delay {io_delay}, {} rounds)",
         report.conns, report.rounds
@@ -65,6 +64,8 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(0)
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(TRANSPARENT)
         .y_desc("milliseconds")
         .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
@@ -104,7 +105,7 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
         .label_font(("sans-serif", 14))
         .draw()?;
 
-    let name_style = ("sans-serif", 14)
+    let name_style = ("sans-serif", 13)
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Top));

@@ -122,7 +122,10 @@ pub async fn compare(settings: &CompareSettings) -> anyhow::Result<CompareReport
     let progress = progress_bar(total);
     for round in 1..=settings.rounds {
         for ((server, plan), tally) in servers.iter().zip(&plans).zip(&mut tallies) {
-            progress.set_message(format!("round {round}/{}: {}", settings.rounds, server.act.name));
+            progress.set_message(format!(
+                "round {round}/{}: {}",
+                settings.rounds, server.act.name
+            ));
             tally.add_round(&run_round(plan, &progress).await);
         }
     }

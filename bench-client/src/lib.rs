@@ -27,9 +27,11 @@ mod stats;
 mod text;
 mod verify;
 
-pub use acts::{ACTS, ActEntry, BASELINE, SeedRatio};
+pub use acts::{ACTS, ActEntry, BASELINE, SeedRatio, Selection, select};
 pub use compare::{ActReport, CompareReport, CompareSettings, compare};
-pub use load::{ConnOutcome, ErrorKind, Failure, LoadPlan, MAX_RESPONSE, Round, Timings, run_round};
+pub use load::{
+    ConnOutcome, ErrorKind, Failure, LoadPlan, MAX_RESPONSE, Round, Timings, run_round,
+};
 pub use stats::{DurationTally, ErrorCounts, LoadReport, Percentiles, Tally, median};
 pub use verify::JokeSet;
 
@@ -127,10 +129,10 @@ pub struct CompareOpts {
     #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
     pub io_delay: Duration,
 
-    /// The acts to run, comma-separated, by name or short name (act1, finale)
-    /// [default: all].
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = acts::parse_act)]
-    pub acts: Vec<&'static ActEntry>,
+    /// The acts to run, comma-separated: full names, or prefixes such as act1, act2 (both of
+    /// its modes), finale [default: all].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = acts::parse_selection)]
+    pub acts: Vec<acts::Selection>,
 
     /// The jokes file every server serves and every joke is checked against
     /// [default: ./jokes.txt, else the workspace's own jokes.txt].
@@ -342,7 +344,7 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
     warn_if_unoptimised();
     load::ensure_open_files(opts.conns.get());
     let mut chosen: Vec<&'static ActEntry> = Vec::new();
-    for act in opts.acts {
+    for act in opts.acts.into_iter().flat_map(|selection| selection.0) {
         if !chosen.iter().any(|c| std::ptr::eq(*c, act)) {
             chosen.push(act);
         }
@@ -425,6 +427,11 @@ mod tests {
         let opts = Opts::parse_from(["bench-client", "compare", "--acts", "act1,act1-naive"]);
         match opts.command {
             Some(Command::Compare(compare)) => assert_eq!(compare.acts.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        let opts = Opts::parse_from(["bench-client", "serve", "act1-naive", "--addr", "x"]);
+        match opts.command {
+            Some(Command::Serve(serve)) => assert_eq!(serve.args, ["--addr", "x"]),
             other => panic!("{other:?}"),
         }
         assert!(Opts::try_parse_from(["bench-client", "--conns", "0"]).is_err());

@@ -184,7 +184,10 @@ async fn one_connection(plan: &LoadPlan) -> ConnOutcome {
         }
         Err(_) => {
             let waited = humantime::format_duration(plan.timeout);
-            outcome.result = fail(ErrorKind::Timeout, format!("connect: no answer in {waited}"));
+            outcome.result = fail(
+                ErrorKind::Timeout,
+                format!("connect: no answer in {waited}"),
+            );
             return outcome;
         }
     };

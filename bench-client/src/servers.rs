@@ -56,7 +56,11 @@ pub struct ServerOutcome {
 impl ServerProcess {
     /// Starts `act` as `<this binary> serve ACT --addr 127.0.0.1:0 --jokes JOKES --io-delay D`
     /// and waits until it logs the address it listens on.
-    pub async fn start(act: &'static ActEntry, jokes: &Path, io_delay: Duration) -> anyhow::Result<Self> {
+    pub async fn start(
+        act: &'static ActEntry,
+        jokes: &Path,
+        io_delay: Duration,
+    ) -> anyhow::Result<Self> {
         let me = std::env::current_exe().context("finding bench-client's own binary")?;
         let mut child = Command::new(me)
             .arg("serve")
@@ -196,7 +200,9 @@ async fn wait_for_address(
         }
         remember(tail, line);
     }
-    Err(anyhow!("it closed its stderr before saying where it listens"))
+    Err(anyhow!(
+        "it closed its stderr before saying where it listens"
+    ))
 }
 
 fn remember(tail: &Mutex<VecDeque<String>>, line: String) {
@@ -273,7 +279,8 @@ mod tests {
 
     #[test]
     fn finds_the_address_in_plain_and_coloured_logs() {
-        let plain = "2025-06-01T10:00:00.123Z  INFO joke_server::entry: listening on 127.0.0.1:40123";
+        let plain =
+            "2025-06-01T10:00:00.123Z  INFO joke_server::entry: listening on 127.0.0.1:40123";
         assert_eq!(
             listening_address(plain),
             Some("127.0.0.1:40123".parse().unwrap())

@@ -35,7 +35,6 @@ fn write_load_report(
     heading: &LoadHeading,
     report: &LoadReport,
 ) -> std::fmt::Result {
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     writeln!(
         out,
         "{} {} × {} to {}{}{}",
@@ -77,11 +76,7 @@ fn write_load_report(
     writeln!(out, "  Slowest:         {}", pick(|p| p.max))?;
     writeln!(out, "  Fastest:         {}", pick(|p| p.min))?;
     writeln!(out, "  Average:         {}", pick(|p| p.mean))?;
-    writeln!(
-        out,
-        "  Connections/sec: {:.1}",
-        report.connections_per_sec
-    )?;
+    writeln!(out, "  Connections/sec: {:.1}", report.connections_per_sec)?;
     writeln!(
         out,
         "  Wall per round:  median {} (fastest round {}, slowest {})",
@@ -147,12 +142,7 @@ fn write_load_report(
             ("end", report.latency_ms),
         ] {
             if let Some(phase) = phase {
-                writeln!(
-                    out,
-                    "  {label:<11} {} / {}",
-                    ms(phase.p50),
-                    ms(phase.p99)
-                )?;
+                writeln!(out, "  {label:<11} {} / {}", ms(phase.p50), ms(phase.p99))?;
             }
         }
     }
@@ -193,14 +183,12 @@ pub fn compare_report(report: &CompareReport) -> String {
 fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::Result {
     writeln!(
         out,
-        "{} {} acts × {} rounds × {} connections, --io-delay {}, jokes from {}",
+        "{} {} × {} × {}, --io-delay {}, jokes from {}",
         style("bench-client compare:").bold(),
-        report.acts.len(),
-        report.rounds,
-        report.conns,
-        humantime::format_duration(std::time::Duration::from_secs_f64(
-            report.io_delay_ms / 1e3
-        )),
+        plural(report.acts.len(), "act"),
+        plural(report.rounds, "round"),
+        plural(report.conns, "connection"),
+        humantime::format_duration(std::time::Duration::from_secs_f64(report.io_delay_ms / 1e3)),
         report.jokes.display()
     )?;
     writeln!(
@@ -282,6 +270,11 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
         }
     }
     Ok(())
+}
+
+/// "1 round", "2 rounds".
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Milliseconds, with three decimals below 10 ms and fewer above (a histogram label then stays

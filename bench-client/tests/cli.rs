@@ -1,0 +1,421 @@
+//! The real binary against real servers on loopback: an act started in this process, tiny
+//! misbehaving servers, and `compare` with every act as its own process.
+//!
+//! Every run is bounded (small `--conns`, short `--timeout`, and an outer limit that fails the
+//! test instead of hanging it); no assertion depends on how fast this machine is.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use joke_server::{Config, Server, StatsSummary};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const BENCH_CLIENT: &str = env!("CARGO_BIN_EXE_bench-client");
+
+/// Far longer than any of these runs needs, even in a debug build on a busy machine; it only
+/// turns a hang into a failure.
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+fn jokes_file() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../jokes.txt"))
+}
+
+/// Runs bench-client with `args` and returns its exit code, stdout and stderr.
+async fn bench_client(args: &[&str]) -> (Option<i32>, String, String) {
+    let run = tokio::process::Command::new(BENCH_CLIENT)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = tokio::time::timeout(RUN_LIMIT, run)
+        .await
+        .unwrap_or_else(|_| panic!("bench-client {args:?} still running after {RUN_LIMIT:?}"))
+        .expect("bench-client runs");
+    (
+        status.code(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Runs bench-client with `--output json` added and parses what it prints.
+async fn bench_client_json(args: &[&str]) -> (Option<i32>, Value, String) {
+    let mut args = args.to_vec();
+    args.extend(["--output", "json"]);
+    let (code, stdout, stderr) = bench_client(&args).await;
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\nstderr: {stderr}"));
+    (code, json, stderr)
+}
+
+/// Act I, started in this process on a free loopback port.
+struct InProcessAct {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<StatsSummary>,
+}
+
+impl InProcessAct {
+    async fn start() -> Self {
+        let server = Server::bind(act1_naive::Naive, Config::new(jokes_file()))
+            .await
+            .expect("act1 starts");
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        InProcessAct { addr, stop, server }
+    }
+
+    async fn stop(self) -> StatsSummary {
+        let _ = self.stop.send(());
+        self.server.await.expect("the server task ends")
+    }
+}
+
+/// A server that answers every connection with `text` and closes.
+async fn serve_text(text: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = socket.write_all(text).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn count(json: &Value, key: &str) -> u64 {
+    json[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a count in {json:#}"))
+}
+
+fn errors_total(errors: &Value) -> u64 {
+    ["refused", "reset", "timeout", "invalid", "other"]
+        .iter()
+        .map(|kind| {
+            errors[kind]
+                .as_u64()
+                .unwrap_or_else(|| panic!("errors.{kind} missing in {errors}"))
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_joke_from_a_real_act_verifies() {
+    let act = InProcessAct::start().await;
+    let addr = act.addr.to_string();
+    let jokes = jokes_file();
+    let args = [
+        "--addr",
+        &addr,
+        "--conns",
+        "50",
+        "--rounds",
+        "2",
+        "--verify",
+        jokes.to_str().unwrap(),
+    ];
+    let (code, json, stderr) = bench_client_json(&args).await;
+    let stats = act.stop().await;
+
+    assert_eq!(code, Some(0), "{json:#}\n{stderr}");
+    assert_eq!(count(&json, "connections"), 100);
+    assert_eq!(count(&json, "succeeded"), 100);
+    assert_eq!(count(&json, "failed"), 0);
+    assert_eq!(errors_total(&json["errors"]), 0);
+    assert_eq!(json["success_rate"], 1.0);
+    assert_eq!(json["wall_ms"]["rounds"].as_array().unwrap().len(), 2);
+    assert!(count(&json, "bytes_received") > 100, "{json:#}");
+    let latency = &json["latency_ms"];
+    for key in ["min", "mean", "p50", "p90", "p99", "p99_9", "max"] {
+        assert!(
+            latency[key].as_f64().is_some(),
+            "latency_ms.{key}: {json:#}"
+        );
+    }
+    assert!(latency["min"].as_f64() <= latency["p50"].as_f64());
+    assert!(latency["p50"].as_f64() <= latency["p99"].as_f64());
+    assert!(latency["p99"].as_f64() <= latency["max"].as_f64());
+    let buckets: u64 = json["latency_histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(buckets, 100);
+    // The server agrees: it served every one of them.
+    assert_eq!(stats.served, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_report_has_its_sections_in_order() {
+    let act = InProcessAct::start().await;
+    let addr = act.addr.to_string();
+    let (code, stdout, stderr) = bench_client(&["--addr", &addr, "--conns", "20"]).await;
+    act.stop().await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let order = [
+        "Success rate",
+        "Total",
+        "Slowest",
+        "Fastest",
+        "Average",
+        "Connections/sec",
+        "Latency histogram",
+        "Latency percentiles",
+        "99.90%",
+        "Errors: none",
+    ];
+    let mut from = 0;
+    for heading in order {
+        let at = stdout[from..]
+            .find(heading)
+            .unwrap_or_else(|| panic!("{heading:?} missing or out of order in:\n{stdout}"));
+        from += at;
+    }
+    // Not a terminal: no colour codes.
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chatty_client_still_gets_its_joke() {
+    let act = InProcessAct::start().await;
+    let addr = act.addr.to_string();
+    let jokes = jokes_file();
+    let args = [
+        "--addr",
+        &addr,
+        "--conns",
+        "30",
+        "--send",
+        "HELLO? is this the joke line?\\r\\n",
+        "--verify",
+        jokes.to_str().unwrap(),
+    ];
+    let (code, json, stderr) = bench_client_json(&args).await;
+    let stats = act.stop().await;
+    assert_eq!(code, Some(0), "{json:#}\n{stderr}");
+    assert_eq!(count(&json, "succeeded"), 30);
+    let sent = "HELLO? is this the joke line?\r\n".len() as u64;
+    assert_eq!(count(&json, "send_bytes"), sent);
+    assert_eq!(count(&json, "bytes_sent"), 30 * sent);
+    assert_eq!(stats.served, 30);
+    assert_eq!(stats.write_failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_serving_something_else_fails_verification() {
+    let addr = serve_text(b"This is not a joke from the file.\n")
+        .await
+        .to_string();
+    let jokes = jokes_file();
+    let args = [
+        "--addr",
+        &addr,
+        "--conns",
+        "10",
+        "--verify",
+        jokes.to_str().unwrap(),
+    ];
+    let (code, json, stderr) = bench_client_json(&args).await;
+    assert_eq!(code, Some(1), "{json:#}\n{stderr}");
+    assert_eq!(count(&json, "succeeded"), 0);
+    assert_eq!(json["errors"]["invalid"], 10);
+    assert_eq!(errors_total(&json["errors"]), 10);
+    let example = json["error_examples"]["invalid"].as_str().unwrap();
+    assert!(example.contains("not one joke"), "{example}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_joke_is_not_a_joke() {
+    let text = std::fs::read(jokes_file()).unwrap();
+    let (_, jokes) = joke_index::jokes_in(&text, joke_index::FormatChoice::Auto).unwrap();
+    let joke = jokes.iter().find(|j| j.len() > 20).unwrap();
+    let half: &'static [u8] = joke.as_bytes()[..joke.len() / 2].to_vec().leak();
+    let addr = serve_text(half).await.to_string();
+    let path = jokes_file();
+    let args = [
+        "--addr",
+        &addr,
+        "--conns",
+        "5",
+        "--verify",
+        path.to_str().unwrap(),
+    ];
+    let (code, json, _) = bench_client_json(&args).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(json["errors"]["invalid"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_writes_is_a_counted_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // Accept, keep the socket open, write nothing.
+    let holder = tokio::spawn(async move {
+        let mut held: Vec<TcpStream> = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let args = ["--addr", &addr, "--conns", "5", "--timeout", "300ms"];
+    let (code, json, stderr) = bench_client_json(&args).await;
+    holder.abort();
+    assert_eq!(code, Some(1), "{json:#}\n{stderr}");
+    assert_eq!(json["errors"]["timeout"], 5, "{json:#}");
+    assert_eq!(count(&json, "succeeded"), 0);
+    assert!(json["latency_ms"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_listening_is_counted_as_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let (code, json, _) = bench_client_json(&["--addr", &addr, "--conns", "3"]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(json["errors"]["refused"], 3, "{json:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2() {
+    for args in [
+        &["--conns", "many"][..],
+        &["--conns", "0"],
+        &["--output", "yaml"],
+        &["--send", "\\q"],
+        &["compare", "--acts", "act3"],
+        &["compare", "--rounds", "0"],
+        &["--conns", "5", "compare"],
+    ] {
+        let (code, _, stderr) = bench_client(args).await;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.is_empty(), "{args:?} printed no message");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_verify_file_is_bad_input() {
+    let (code, _, stderr) =
+        bench_client(&["--conns", "1", "--verify", "/nonexistent/jokes.txt"]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/jokes.txt"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_runs_every_act_and_draws_the_chart() {
+    let folder = tempfile::tempdir().unwrap();
+    let chart = folder.path().join("charts/compare.svg");
+    let args = [
+        "compare",
+        "--conns",
+        "20",
+        "--rounds",
+        "2",
+        "--chart",
+        chart.to_str().unwrap(),
+    ];
+    let (code, json, stderr) = bench_client_json(&args).await;
+    assert_eq!(code, Some(0), "{json:#}\n{stderr}");
+
+    assert_eq!(json["conns"], 20);
+    assert_eq!(json["rounds"], 2);
+    let acts = json["acts"].as_array().unwrap();
+    let names: Vec<&str> = acts.iter().map(|a| a["act"].as_str().unwrap()).collect();
+    let expected: Vec<&str> = bench_client::ACTS.iter().map(|a| a.name).collect();
+    assert_eq!(names, expected, "every act, in story order");
+    let has_baseline = expected.contains(&bench_client::BASELINE);
+    for act in acts {
+        let name = &act["act"];
+        let load = &act["load"];
+        assert_eq!(count(load, "connections"), 40, "{name}");
+        assert_eq!(count(load, "succeeded"), 40, "{name}: {load:#}");
+        assert_eq!(errors_total(&load["errors"]), 0, "{name}");
+        assert_eq!(load["wall_ms"]["rounds"].as_array().unwrap().len(), 2);
+        assert!(load["latency_ms"]["p99"].as_f64().is_some(), "{name}");
+        let server = &act["server"];
+        assert_eq!(count(server, "served"), 40, "{name}: {server:#}");
+        for key in [
+            "slow_polls",
+            "polls",
+            "longest_poll_us",
+            "slow_poll_threshold_us",
+        ] {
+            count(server, key);
+        }
+        assert!(server["mean_poll_us"].as_f64().is_some(), "{name}");
+        assert_eq!(act["server_exit_code"], 0, "{name}");
+        assert!(
+            act["server_problem"].is_null(),
+            "{name}: {}",
+            act["server_problem"]
+        );
+        assert!(act["seed_ratio_2018"]["low"].as_f64().is_some());
+        assert_eq!(act["ratio_to_baseline"].is_number(), has_baseline, "{name}");
+    }
+
+    // The chart is a well-formed SVG that names every act.
+    let svg = std::fs::read_to_string(&chart).expect("the chart was written");
+    let document = roxmltree::Document::parse(&svg).expect("the chart is well-formed XML");
+    assert_eq!(document.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = document
+        .descendants()
+        .filter(|node| node.has_tag_name("text"))
+        .filter_map(|node| node.text())
+        .map(str::trim)
+        .collect();
+    for name in &expected {
+        assert!(
+            texts.contains(name),
+            "{name} missing from the chart: {texts:?}"
+        );
+    }
+    let rects = document
+        .descendants()
+        .filter(|node| node.has_tag_name("rect"))
+        .count();
+    assert!(
+        rects >= expected.len(),
+        "{rects} rects for {} bars",
+        expected.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_prints_one_table() {
+    let (code, stdout, stderr) = bench_client(&[
+        "compare", "--conns", "10", "--rounds", "1", "--acts", "act1",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let header = stdout
+        .lines()
+        .find(|line| line.starts_with("act "))
+        .unwrap_or_else(|| panic!("no table header in:\n{stdout}"));
+    for column in ["wall", "p50", "p99", "errors", "slow polls", "2018"] {
+        assert!(header.contains(column), "{column} missing: {header}");
+    }
+    let row = stdout
+        .lines()
+        .find(|line| line.starts_with("act1-naive"))
+        .unwrap_or_else(|| panic!("no act1 row in:\n{stdout}"));
+    assert!(row.contains("6.6×"), "{row}");
+    if cfg!(debug_assertions) {
+        assert!(stderr.contains("debug build"), "{stderr}");
+    }
+}
