@@ -84,6 +84,12 @@ pub static ACTS: &[ActEntry] = &[
         seed_ratio_2018: ACTS_II_TO_VI,
         serve: serve_act2_block_in_place,
     },
+    ActEntry {
+        name: "act4-custom-future",
+        title: "Act IV",
+        seed_ratio_2018: ACTS_II_TO_VI,
+        serve: serve_act4,
+    },
 ];
 
 fn serve_act1(args: Vec<OsString>) -> ExitCode {
@@ -101,6 +107,12 @@ fn serve_act2(args: Vec<OsString>) -> ExitCode {
 fn serve_act2_block_in_place(mut args: Vec<OsString>) -> ExitCode {
     args.extend(["--mode".into(), "block-in-place".into()]);
     serve_act2(args)
+}
+
+fn serve_act4(args: Vec<OsString>) -> ExitCode {
+    joke_server::run_act_from("act4-custom-future", args, |_: NoActArgs| {
+        act4_custom_future::HandWritten
+    })
 }
 
 /// The acts a name selects: the act with that full name (`act1-naive`), or every act whose
