@@ -172,6 +172,11 @@ impl Collector {
 }
 
 /// Incremental UTF-8 check that copes with a character split across two read buffers.
+///
+/// It checks whole read buffers, not lines: one `from_utf8` over 64 KiB runs at memory speed
+/// (it has a fast path for ASCII), where one call per short line cost more than everything
+/// else the scanner does. A newline can never be part of a multi-byte character, so a
+/// character cut short by the end of its line is still an error.
 #[derive(Debug, Default)]
 struct Utf8Check {
     carry: [u8; 4],
@@ -179,34 +184,37 @@ struct Utf8Check {
 }
 
 impl Utf8Check {
-    /// Checks the next piece of a line. `Err(())` means invalid UTF-8.
-    fn feed(&mut self, mut piece: &[u8]) -> Result<(), ()> {
+    /// Checks the next buffer of the file. `Err(offset)` means invalid UTF-8 starting at that
+    /// offset in `piece` (0 when the character carried over from the previous buffer is bad).
+    fn feed(&mut self, piece: &[u8]) -> Result<(), usize> {
+        let mut rest = piece;
         if self.carry_len > 0 {
             let width = utf8_width(self.carry[0]);
-            let take = (width - self.carry_len).min(piece.len());
-            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&piece[..take]);
+            let take = (width - self.carry_len).min(rest.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&rest[..take]);
             self.carry_len += take;
-            piece = &piece[take..];
+            rest = &rest[take..];
             if self.carry_len < width {
                 return Ok(()); // still incomplete; the next piece may finish it
             }
-            std::str::from_utf8(&self.carry[..width]).map_err(|_| ())?;
+            std::str::from_utf8(&self.carry[..width]).map_err(|_| 0usize)?;
             self.carry_len = 0;
         }
-        match std::str::from_utf8(piece) {
+        let skipped = piece.len() - rest.len();
+        match std::str::from_utf8(rest) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {
                 // An incomplete character at the end of the piece: keep it for later.
-                let rest = &piece[e.valid_up_to()..];
-                self.carry[..rest.len()].copy_from_slice(rest);
-                self.carry_len = rest.len();
+                let tail = &rest[e.valid_up_to()..];
+                self.carry[..tail.len()].copy_from_slice(tail);
+                self.carry_len = tail.len();
                 Ok(())
             }
-            Err(_) => Err(()),
+            Err(e) => Err(skipped + e.valid_up_to()),
         }
     }
 
-    /// A line (or the file) ended: an unfinished character is an error.
+    /// The file ended: an unfinished character is an error.
     fn end(&mut self) -> Result<(), ()> {
         if self.carry_len == 0 {
             Ok(())
@@ -282,22 +290,20 @@ pub(crate) fn scan(mut reader: impl Read, format: Option<Format>) -> Result<Scan
             Err(e) => return Err(ScanError::Io(e)),
         };
         let mut chunk = &buf[..filled];
+        utf8.feed(chunk).map_err(|bad_at| ScanError::InvalidUtf8 {
+            // The lines that ended before the bad byte, plus this one; 1-based.
+            line: line_number + 1 + memchr::memchr_iter(b'\n', &chunk[..bad_at]).count() as u64,
+        })?;
         while !chunk.is_empty() {
             let (piece, newline) = match memchr(b'\n', chunk) {
                 Some(i) => (&chunk[..i], true),
                 None => (chunk, false),
             };
-            utf8.feed(piece).map_err(|()| ScanError::InvalidUtf8 {
-                line: line_number + 1,
-            })?;
             shape.push_all(piece);
             let consumed = piece.len() + usize::from(newline);
             offset += consumed as u64;
             chunk = &chunk[consumed..];
             if newline {
-                utf8.end().map_err(|()| ScanError::InvalidUtf8 {
-                    line: line_number + 1,
-                })?;
                 end_line(&shape, line_start, offset, line_number);
                 shape = LineShape::START;
                 line_start = offset;
@@ -397,11 +403,10 @@ mod tests {
         let bad = b"ab\xE2\x82x";
         for split in 0..bad.len() {
             let mut check = Utf8Check::default();
-            let result = check
-                .feed(&bad[..split])
-                .and_then(|()| check.feed(&bad[split..]))
-                .and_then(|()| check.end());
-            assert!(result.is_err(), "split at {split}");
+            let valid = check.feed(&bad[..split]).is_ok()
+                && check.feed(&bad[split..]).is_ok()
+                && check.end().is_ok();
+            assert!(!valid, "split at {split}");
         }
         let mut truncated = Utf8Check::default();
         truncated.feed(b"\xF0\x9F").unwrap();
@@ -432,6 +437,25 @@ mod tests {
         assert_eq!(whole.jokes, trickled.jokes);
         assert_eq!(whole.jokes.len(), 3);
         assert_eq!(whole.jokes[1].lines, 3..6);
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_on_its_line_whatever_the_buffer_edges() {
+        let cases: [(&[u8], u64); 5] = [
+            (b"a\nb\n\xff\n", 3),
+            (b"a\xe2\x82\nb\n", 1),
+            (b"ok\n\xe2\x82", 2),
+            (b"\xe9t\xe9\n", 1),
+            (b"\xc3\xa9\n\xf0\x9f\xa6\x80\n\n-\xf0\x9f\x90", 4),
+        ];
+        for (text, line) in cases {
+            for result in [scan(text, None), scan(Trickle(text), None)] {
+                assert!(
+                    matches!(result, Err(ScanError::InvalidUtf8 { line: l }) if l == line),
+                    "{text:?}: {result:?}"
+                );
+            }
+        }
     }
 
     #[test]
