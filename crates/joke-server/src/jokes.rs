@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use joke_index::{FormatChoice, Index, IndexError, ReadError};
@@ -98,6 +98,30 @@ pub enum LoadError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The file was modified a moment ago and may still be being written.
+    #[error("{}: modified a moment ago, waiting for the writing to finish", path.display())]
+    Settling { path: PathBuf },
+}
+
+/// How long a changed file must stay untouched before it is indexed.
+///
+/// An editor that rewrites a file in place truncates it and then writes it, perhaps in several
+/// pieces. Between two pieces the file is a perfectly readable jokes file whose last joke is
+/// cut short, and an index built then would serve that stump as a whole joke. A file whose
+/// modification time is older than this is taken as finished.
+pub const SETTLE_TIME: Duration = Duration::from_millis(200);
+
+/// Whether the indexed file was last modified at least [`SETTLE_TIME`] ago. An index whose
+/// scan saw the file change under it has no modification time, and has not settled either.
+fn has_settled(index: &Index) -> bool {
+    match index.modified() {
+        None => false,
+        // A modification time in the future (a clock set back) cannot be waited out.
+        Some(modified) => match SystemTime::now().duration_since(modified) {
+            Ok(age) => age >= SETTLE_TIME,
+            Err(_) => true,
+        },
+    }
 }
 
 impl Jokes {
@@ -154,6 +178,9 @@ impl Jokes {
         let (path, format, act) = (self.path.clone(), self.format, Arc::clone(act));
         let built = tokio::task::spawn_blocking(move || -> Result<Arc<Index>, LoadError> {
             let index = Arc::new(Index::build(&path, format)?);
+            if !has_settled(&index) {
+                return Err(LoadError::Settling { path });
+            }
             act.index_loaded(&index)?;
             Ok(index)
         })
@@ -176,6 +203,10 @@ impl Jokes {
                 self.current.store(index);
                 *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 Reload::Reloaded
+            }
+            Err(error @ LoadError::Settling { .. }) => {
+                tracing::debug!("{error}");
+                Reload::Failed
             }
             Err(error) => {
                 let message = error.to_string();
