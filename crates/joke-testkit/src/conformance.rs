@@ -33,6 +33,18 @@ pub enum IoPlacement {
     NoFileIo,
 }
 
+/// Runs the conformance tests of one test binary one at a time.
+///
+/// The test harness runs tests on parallel threads, and on a two-core machine a 2000-connection
+/// burst next door makes the operating system pause other tests' threads for milliseconds,
+/// which a server's slow-poll count then reports as if the act had blocked. Each test holds
+/// this lock for its whole run, so what one test measures is its own server.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed while holding the lock poisons it; the next test may still run.
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Checks that every received joke is exactly one joke of `jokes`, with a useful message.
 fn assert_whole_jokes(received: &[io::Result<Vec<u8>>], jokes: &[String]) {
     let known: HashSet<&[u8]> = jokes.iter().map(|joke| joke.as_bytes()).collect();
@@ -69,6 +81,7 @@ fn config_for(file: &JokesFile) -> Config {
 /// Sequential clients: each receives exactly one joke of the file, and every joke they
 /// receive is whole (compared against the index's own read of the fixture).
 pub fn serves_exactly_one_joke_of_the_file<A: Act>(act: A) {
+    let _one_at_a_time = one_at_a_time();
     let file = JokesFile::fixture();
     let jokes = file.served_jokes();
     let server = ServerUnderTest::start(act, config_for(&file));
@@ -89,6 +102,7 @@ pub fn serves_exactly_one_joke_of_the_file<A: Act>(act: A) {
 /// Clients that send 10 KB before reading still get their whole joke: the server drains what
 /// they sent before closing, so the kernel does not answer with a reset.
 pub fn client_that_sends_first_gets_the_whole_joke<A: Act>(act: A) {
+    let _one_at_a_time = one_at_a_time();
     let file = JokesFile::fixture();
     let jokes = file.served_jokes();
     let server = ServerUnderTest::start(act, config_for(&file));
@@ -109,6 +123,7 @@ pub fn client_that_sends_first_gets_the_whole_joke<A: Act>(act: A) {
 /// [`BURST`] connections open at the same moment all get whole jokes: the listen backlog and
 /// the accept loop keep up, and no client waits for a SYN retransmission.
 pub fn burst_of_connections_all_get_whole_jokes<A: Act>(act: A) {
+    let _one_at_a_time = one_at_a_time();
     // Both ends of every connection live in this process, plus some slack.
     client::raise_open_files_limit(2 * BURST as u64 + 256);
     let file = JokesFile::fixture();
@@ -125,6 +140,7 @@ pub fn burst_of_connections_all_get_whole_jokes<A: Act>(act: A) {
 /// Clients that reset the connection (at once, or after a byte of the joke) do not disturb
 /// the clients around them nor those after them.
 pub fn clients_that_reset_do_not_disturb_the_others<A: Act>(act: A) {
+    let _one_at_a_time = one_at_a_time();
     let file = JokesFile::fixture();
     let jokes = file.served_jokes();
     let server = ServerUnderTest::start(act, config_for(&file));
@@ -154,7 +170,7 @@ pub fn clients_that_reset_do_not_disturb_the_others<A: Act>(act: A) {
 /// Serves [`DELAYED_CONNECTIONS`] jokes one after another with `io_delay` on a server with a
 /// single worker thread, and returns its statistics.
 fn serve_with_io_delay<A: Act>(act: A, io_delay: Duration) -> StatsSummary {
-    let file = JokesFile::fixture();
+    let file = JokesFile::short_jokes();
     let jokes = file.served_jokes();
     let config = Config {
         io_delay,
@@ -185,6 +201,7 @@ fn serve_with_io_delay<A: Act>(act: A, io_delay: Duration) -> StatsSummary {
 /// - with no file I/O, the delay (here an hour) is never slept at all: if it were, no client
 ///   would get its joke before its timeout.
 pub fn io_delay_is_spent_where_the_act_does_its_io<A: Act>(act: A, placement: IoPlacement) {
+    let _one_at_a_time = one_at_a_time();
     let connections = DELAYED_CONNECTIONS as u64;
     match placement {
         IoPlacement::OnTheWorker => {
@@ -217,6 +234,7 @@ fn as_os_strs(args: &[std::ffi::OsString]) -> Vec<&OsStr> {
 /// The real binary starts on port 0, serves a joke, and on SIGTERM exits 0 after printing one
 /// JSON line of statistics on stdout.
 pub fn real_binary_serves_then_exits_cleanly_on_sigterm(binary: &str) {
+    let _one_at_a_time = one_at_a_time();
     let file = JokesFile::fixture();
     let jokes = file.served_jokes();
     let mut args = os(&["--addr", "127.0.0.1:0", "--jokes"]);
@@ -249,6 +267,7 @@ pub enum BadStartUp {
 
 /// The binary refuses the start-up: exit code 2, and a message on stderr naming the problem.
 pub fn bad_start_up_exits_2(binary: &str, case: BadStartUp) {
+    let _one_at_a_time = one_at_a_time();
     let file = JokesFile::fixture();
     let mut args = os(&["--addr", "127.0.0.1:0"]);
     // Held until the binary has exited, for `PortInUse`.

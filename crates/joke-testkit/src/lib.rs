@@ -24,7 +24,7 @@ pub mod server;
 pub use binary::{Exited, RunningBinary, run_to_exit};
 pub use client::{client_runtime, fetch_joke, serve_over_socket_pair};
 pub use conformance::{BadStartUp, IoPlacement};
-pub use fixture::{JokesFile, fixture_text};
+pub use fixture::{JokesFile, fixture_text, short_jokes_text};
 pub use server::ServerUnderTest;
 
 /// Expands to the conformance tests of one act: one `#[test]` each, so a failure names what
