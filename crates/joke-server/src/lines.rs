@@ -19,6 +19,7 @@ impl JokeToServe {
     /// the index lets us read a joke in one seek and one read, and only a finished read can say
     /// whether the file changed under us. A stream that yielded lines as they came off the disk
     /// could yield three lines and then an error, and the client would get a torn joke.
+    // ANCHOR: read_lines_off_runtime
     pub async fn read_lines_off_runtime(self) -> Result<JokeLines, ReadError> {
         let reader = self.clone();
         let text = tokio::task::spawn_blocking(move || reader.read_blocking())
@@ -26,6 +27,7 @@ impl JokeToServe {
             .map_err(|error| self.read_task_failed(error))??;
         Ok(JokeLines { text, next: 0 })
     }
+    // ANCHOR_END: read_lines_off_runtime
 
     /// The read error to report when the blocking task that was reading this joke did not
     /// finish: it panicked, or the runtime is shutting down. Nothing was read, so nothing may
@@ -58,6 +60,7 @@ impl JokeLines {
     }
 }
 
+// ANCHOR: joke_lines_stream
 impl Stream for JokeLines {
     type Item = String;
 
@@ -76,6 +79,7 @@ impl Stream for JokeLines {
         (left, Some(left + 1))
     }
 }
+// ANCHOR_END: joke_lines_stream
 
 #[cfg(test)]
 mod tests {
