@@ -90,8 +90,13 @@ pub static ACTS: &[ActEntry] = &[
         seed_ratio_2018: ACTS_II_TO_VI,
         serve: serve_act4,
     },
+    ActEntry {
+        name: "act5-channel",
+        title: "Act V",
+        seed_ratio_2018: ACTS_II_TO_VI,
+        serve: serve_act5,
+    },
 ];
-
 fn serve_act1(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act1-naive", args, |_: NoActArgs| act1_naive::Naive)
 }
@@ -113,6 +118,10 @@ fn serve_act4(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act4-custom-future", args, |_: NoActArgs| {
         act4_custom_future::HandWritten
     })
+}
+
+fn serve_act5(args: Vec<OsString>) -> ExitCode {
+    joke_server::run_act_from("act5-channel", args, |_: NoActArgs| act5_channel::Channel)
 }
 
 /// The acts a name selects: the act with that full name (`act1-naive`), or every act whose
