@@ -96,6 +96,12 @@ pub static ACTS: &[ActEntry] = &[
         seed_ratio_2018: ACTS_II_TO_VI,
         serve: serve_act5,
     },
+    ActEntry {
+        name: "act6-framed",
+        title: "Act VI",
+        seed_ratio_2018: ACTS_II_TO_VI,
+        serve: serve_act6,
+    },
 ];
 fn serve_act1(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act1-naive", args, |_: NoActArgs| act1_naive::Naive)
@@ -122,6 +128,10 @@ fn serve_act4(args: Vec<OsString>) -> ExitCode {
 
 fn serve_act5(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act5-channel", args, |_: NoActArgs| act5_channel::Channel)
+}
+
+fn serve_act6(args: Vec<OsString>) -> ExitCode {
+    joke_server::run_act_from("act6-framed", args, |_: NoActArgs| act6_framed::Framed)
 }
 
 /// The acts a name selects: the act with that full name (`act1-naive`), or every act whose
