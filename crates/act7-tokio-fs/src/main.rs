@@ -1,0 +1,5 @@
+//! `act7-tokio-fs`: see the library's documentation for the lesson.
+
+fn main() -> std::process::ExitCode {
+    joke_server::run_act(env!("CARGO_PKG_NAME"), act7_tokio_fs::TokioFs)
+}
