@@ -102,6 +102,12 @@ pub static ACTS: &[ActEntry] = &[
         seed_ratio_2018: ACTS_II_TO_VI,
         serve: serve_act6,
     },
+    ActEntry {
+        name: "act7-tokio-fs",
+        title: "Act VII",
+        seed_ratio_2018: exactly(3.8),
+        serve: serve_act7,
+    },
 ];
 fn serve_act1(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act1-naive", args, |_: NoActArgs| act1_naive::Naive)
@@ -132,6 +138,10 @@ fn serve_act5(args: Vec<OsString>) -> ExitCode {
 
 fn serve_act6(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act6-framed", args, |_: NoActArgs| act6_framed::Framed)
+}
+
+fn serve_act7(args: Vec<OsString>) -> ExitCode {
+    joke_server::run_act_from("act7-tokio-fs", args, |_: NoActArgs| act7_tokio_fs::TokioFs)
 }
 
 /// The acts a name selects: the act with that full name (`act1-naive`), or every act whose
