@@ -1,0 +1,185 @@
+//! # Finale: don't read the file at all
+//!
+//! Seven acts moved the file I/O around: onto the worker, onto the blocking pool, into a
+//! channel, behind `tokio::fs`. The fastest file I/O is the one not done. The jokes file is a
+//! few tens of kilobytes; so at start-up (and after every reload) we read every joke once,
+//! in one sequential pass ([`Index::read_all_blocking`]), and keep them in memory as
+//! [`Bytes`]. Serving a joke is then one `write_all` of bytes already in served form.
+//!
+//! `Bytes` is a reference-counted view of a buffer: cloning one copies a pointer and bumps a
+//! counter, never the joke. Each connection takes its own clone (so no lock is held across the
+//! `.await` of the write), and the cache itself sits behind an [`ArcSwapOption`], which every
+//! connection reads without taking a lock.
+//!
+//! The one subtlety is reloading. When the file changes, the harness builds a new index and
+//! hands it to [`Act::index_loaded`] *before* publishing it; we read the new jokes and swap in
+//! a new cache. A connection that picked its joke from the old index just before the swap may
+//! then meet the new cache, whose joke 7 is not the old index's joke 7 (and the new file may
+//! hold fewer jokes). So the cache remembers the very index it was read from, and a joke is
+//! served only when its index is that one (`Arc::ptr_eq`). Otherwise we report the joke as
+//! stale ([`ReadError::Changed`]) before writing anything; the harness then picks again from
+//! the current index. Serving from a mismatched cache would send a joke that was never the one
+//! chosen, or panic on an index out of range.
+//!
+//! `--io-delay` has nothing to slow down here: there is no per-joke file I/O.
+//!
+//! Run it, and fire a burst of connections at it from a second terminal:
+//!
+//! ```text
+//! cargo run --release -p finale-cached -- --io-delay 2ms
+//! cargo run --release -p bench-client -- --conns 1000
+//! ```
+//!
+//! What to watch: the shortest burst of all, no slow polls, the fewest polls per connection;
+//! and the delay changes nothing.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use joke_index::{Index, ReadError};
+use joke_server::{Act, JokeToServe, ServeError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+// ANCHOR: cache
+/// Every joke of one index, in served form, in memory.
+#[derive(Debug)]
+struct JokeCache {
+    /// The index the jokes were read from: a joke is served from this cache only if it was
+    /// picked from this very index.
+    index: Arc<Index>,
+    /// Joke `n` of `index`, in served form.
+    jokes: Vec<Bytes>,
+}
+
+/// Serves every joke from memory.
+#[derive(Debug, Default)]
+pub struct Cached {
+    /// Empty until the first index is loaded.
+    cache: ArcSwapOption<JokeCache>,
+}
+// ANCHOR_END: cache
+
+impl Cached {
+    /// Joke `joke` from the cache: a cheap clone of its bytes, or the error that makes the
+    /// harness pick again when the cache holds another index's jokes.
+    fn cached(&self, joke: &JokeToServe) -> Result<Bytes, ReadError> {
+        let cache = self.cache.load();
+        let Some(cache) = cache.as_deref() else {
+            return Err(stale(joke));
+        };
+        if !Arc::ptr_eq(&cache.index, joke.index()) {
+            return Err(stale(joke));
+        }
+        cache
+            .jokes
+            .get(joke.number())
+            .cloned()
+            .ok_or_else(|| ReadError::NoSuchJoke {
+                path: joke.index().path().to_path_buf(),
+                number: joke.number(),
+                count: cache.jokes.len(),
+            })
+    }
+}
+
+/// The joke was picked from an index the cache does not hold (any more).
+fn stale(joke: &JokeToServe) -> ReadError {
+    ReadError::Changed {
+        path: joke.index().path().to_path_buf(),
+    }
+}
+
+// ANCHOR: serve
+impl Act for Cached {
+    async fn serve_joke(
+        &self,
+        joke: JokeToServe,
+        socket: &mut TcpStream,
+    ) -> Result<(), ServeError> {
+        let text = self.cached(&joke)?;
+        socket.write_all(&text).await?;
+        Ok(())
+    }
+
+    /// Runs off the runtime (the harness calls it on the blocking pool): one sequential read
+    /// of the whole file, then one atomic swap.
+    fn index_loaded(&self, index: &Arc<Index>) -> Result<(), ReadError> {
+        let jokes = index
+            .read_all_blocking()?
+            .into_iter()
+            // `Bytes::from(String)` takes over the string's buffer: no copy.
+            .map(Bytes::from)
+            .collect();
+        self.cache.store(Some(Arc::new(JokeCache {
+            index: Arc::clone(index),
+            jokes,
+        })));
+        Ok(())
+    }
+}
+// ANCHOR_END: serve
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use joke_testkit::{JokesFile, serve_over_socket_pair};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_every_joke_from_memory() {
+        let file = JokesFile::fixture();
+        let index = Arc::new(file.index());
+        let act = Cached::default();
+        act.index_loaded(&index).unwrap();
+        // The file is gone: nothing is read from it any more.
+        std::fs::remove_file(file.path()).unwrap();
+        let expected = JokesFile::fixture().served_jokes();
+        for (number, expected) in expected.iter().enumerate() {
+            let joke = JokeToServe::new(Arc::clone(&index), number, Duration::ZERO);
+            let (served, received) = serve_over_socket_pair(&act, joke).await;
+            served.unwrap();
+            assert_eq!(received, expected.as_bytes(), "joke {number}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_joke_from_another_index_is_stale_and_nothing_is_written() {
+        let file = JokesFile::fixture();
+        let act = Cached::default();
+        act.index_loaded(&Arc::new(file.index())).unwrap();
+        // The same file indexed again: equal content, but not the index the cache holds.
+        let other = Arc::new(file.index());
+        let joke = JokeToServe::new(other, 0, Duration::ZERO);
+        let (served, received) = serve_over_socket_pair(&act, joke).await;
+        match served {
+            Err(ServeError::Read(error)) => assert!(error.is_stale(), "{error}"),
+            other => panic!("expected a stale read, got {other:?}"),
+        }
+        assert!(received.is_empty());
+    }
+
+    #[tokio::test]
+    async fn before_any_index_is_loaded_every_joke_is_stale() {
+        let file = JokesFile::fixture();
+        let joke = JokeToServe::new(Arc::new(file.index()), 0, Duration::ZERO);
+        let error = Cached::default().cached(&joke).unwrap_err();
+        assert!(error.is_stale(), "{error}");
+    }
+
+    #[test]
+    fn a_file_that_changed_before_loading_keeps_the_old_cache() {
+        let file = JokesFile::fixture();
+        let first = Arc::new(file.index());
+        let act = Cached::default();
+        act.index_loaded(&first).unwrap();
+        let second = Arc::new(file.index());
+        std::fs::write(file.path(), "Different.\n").unwrap();
+        assert!(act.index_loaded(&second).unwrap_err().is_stale());
+        let joke = JokeToServe::new(first, 0, Duration::ZERO);
+        assert!(act.cached(&joke).is_ok());
+    }
+}

@@ -1,0 +1,5 @@
+//! `finale-cached`: see the library's documentation for the lesson.
+
+fn main() -> std::process::ExitCode {
+    joke_server::run_act(env!("CARGO_PKG_NAME"), finale_cached::Cached::default())
+}
