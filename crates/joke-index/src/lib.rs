@@ -13,6 +13,10 @@
 //! ([`Index::read_joke_blocking`]), and the result is the joke's *served form*
 //! ([`served_form`]): the exact bytes every server in this workspace sends for it.
 //!
+//! For fortune files, [`strfile`] writes the `.dat` index fortune(6) itself reads, byte for byte
+//! what Debian's `strfile` writes, and reads one back. The `joke-index` binary wraps all of this
+//! for people who keep jokes files (`stats`, `get`, `dump`, `check`, `dat`).
+//!
 //! ```
 //! use joke_index::{jokes_in, Format, FormatChoice};
 //!

@@ -231,3 +231,19 @@ fn strfile_bad_inputs_name_the_file() {
     assert!(matches!(error, StrfileError::Write { .. }), "{error:?}");
     assert_names(&error.to_string(), &unwritable);
 }
+
+#[test]
+fn a_fortune_file_too_long_for_32_bit_offsets_is_an_error() {
+    // A sparse file: 4 GiB long, but it takes no disk space and is refused before any read.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge");
+    let file = std::fs::File::create(&path).unwrap();
+    let len = u64::from(u32::MAX) + 1;
+    file.set_len(len).unwrap();
+    let error = Strfile::from_text_file(&path).unwrap_err();
+    assert!(
+        matches!(&error, StrfileError::TooLarge { len: l, .. } if *l == len),
+        "{error:?}"
+    );
+    assert_names(&error.to_string(), &path);
+}
