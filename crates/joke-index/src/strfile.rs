@@ -177,10 +177,11 @@ pub enum StrfileError {
 }
 
 /// The text grew past `u32::MAX` bytes, the most strfile's offsets can address; `len` is how
-/// far we had read when we noticed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TooLong {
-    len: u64,
+/// far we had read when we noticed. ([`StrfileError::TooLarge`] is the same, with the file.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{len} bytes is too long for a strfile index (its offsets are 32-bit)")]
+pub struct TooLong {
+    pub len: u64,
 }
 
 /// Follows strfile's main loop as the text streams past (see the module docs for the rules).
@@ -295,10 +296,10 @@ fn to_offset(position: u64) -> u32 {
 
 impl Strfile {
     /// Indexes a fortune file's raw bytes the way `strfile FILE` does with default options.
-    /// Fails only for input longer than `u32::MAX` bytes (giving its length).
-    pub fn from_text_bytes(text: &[u8]) -> Result<Strfile, u64> {
+    /// Fails only for input longer than `u32::MAX` bytes.
+    pub fn from_text_bytes(text: &[u8]) -> Result<Strfile, TooLong> {
         let mut builder = StrfileBuilder::new();
-        builder.feed(text).map_err(|TooLong { len }| len)?;
+        builder.feed(text)?;
         Ok(builder.finish())
     }
 
