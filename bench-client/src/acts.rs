@@ -108,6 +108,12 @@ pub static ACTS: &[ActEntry] = &[
         seed_ratio_2018: exactly(3.8),
         serve: serve_act7,
     },
+    ActEntry {
+        name: "finale-cached",
+        title: "Finale",
+        seed_ratio_2018: exactly(1.0),
+        serve: serve_finale,
+    },
 ];
 fn serve_act1(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act1-naive", args, |_: NoActArgs| act1_naive::Naive)
@@ -142,6 +148,12 @@ fn serve_act6(args: Vec<OsString>) -> ExitCode {
 
 fn serve_act7(args: Vec<OsString>) -> ExitCode {
     joke_server::run_act_from("act7-tokio-fs", args, |_: NoActArgs| act7_tokio_fs::TokioFs)
+}
+
+fn serve_finale(args: Vec<OsString>) -> ExitCode {
+    joke_server::run_act_from("finale-cached", args, |_: NoActArgs| {
+        finale_cached::Cached::default()
+    })
 }
 
 /// The acts a name selects: the act with that full name (`act1-naive`), or every act whose
