@@ -63,8 +63,8 @@ fn act1_burst_is_served_beside_1000_idle_clients() {
 }
 
 #[test]
-fn act5_burst_is_served_beside_1000_idle_clients() {
-    burst_is_served_beside_idle_clients(act5_channel::Channel);
+fn finale_burst_is_served_beside_1000_idle_clients() {
+    burst_is_served_beside_idle_clients(finale_cached::Cached::default());
 }
 
 /// A client that never reads a joke too big for the socket buffers holds its connection only

@@ -108,7 +108,16 @@ struct Answers {
     torn: Vec<String>,
 }
 
-fn live_edits_never_tear_a_joke<A: Act>(act: A) {
+/// Whether an act can answer while the file is unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhileUnreadable {
+    /// Acts that read the file per joke have nothing good to send: no joke, a clean close.
+    NothingToSend,
+    /// The cached finale keeps serving the last good version: every answer is a joke.
+    ServesFromMemory,
+}
+
+fn live_edits_never_tear_a_joke<A: Act>(act: A, while_unreadable: WhileUnreadable) {
     let (texts, versions) = all_versions();
     let file = JokesFile::with_bytes(&texts[0]);
     let path: PathBuf = file.path().to_path_buf();
@@ -179,6 +188,9 @@ fn live_edits_never_tear_a_joke<A: Act>(act: A) {
         answers.torn.first()
     );
     assert!(answers.whole > 0, "no joke was served during the edits");
+    if while_unreadable == WhileUnreadable::ServesFromMemory {
+        assert_eq!(answers.nothing, 0, "the cached act answered without a joke");
+    }
 
     // The last version takes effect without a restart: wait (bounded) for its first joke, then
     // every joke after it must be of that version.
@@ -212,20 +224,42 @@ fn live_edits_never_tear_a_joke<A: Act>(act: A) {
 
 #[test]
 fn act1_naive() {
-    live_edits_never_tear_a_joke(act1_naive::Naive);
+    live_edits_never_tear_a_joke(act1_naive::Naive, WhileUnreadable::NothingToSend);
 }
 
 #[test]
 fn act2_spawn_blocking() {
-    live_edits_never_tear_a_joke(act2_spawn_blocking::OffTheWorkers::default());
+    let act = act2_spawn_blocking::OffTheWorkers::default();
+    live_edits_never_tear_a_joke(act, WhileUnreadable::NothingToSend);
 }
 
 #[test]
 fn act4_custom_future() {
-    live_edits_never_tear_a_joke(act4_custom_future::HandWritten);
+    live_edits_never_tear_a_joke(
+        act4_custom_future::HandWritten,
+        WhileUnreadable::NothingToSend,
+    );
 }
 
 #[test]
 fn act5_channel() {
-    live_edits_never_tear_a_joke(act5_channel::Channel);
+    live_edits_never_tear_a_joke(act5_channel::Channel, WhileUnreadable::NothingToSend);
+}
+
+#[test]
+fn act6_framed() {
+    live_edits_never_tear_a_joke(act6_framed::Framed, WhileUnreadable::NothingToSend);
+}
+
+#[test]
+fn act7_tokio_fs() {
+    live_edits_never_tear_a_joke(act7_tokio_fs::TokioFs, WhileUnreadable::NothingToSend);
+}
+
+#[test]
+fn finale_cached() {
+    live_edits_never_tear_a_joke(
+        finale_cached::Cached::default(),
+        WhileUnreadable::ServesFromMemory,
+    );
 }
