@@ -195,7 +195,9 @@ fn check_anchor(source: &str, name: &str) -> Result<(), String> {
     if ends_after {
         Ok(())
     } else {
-        Err(format!("`ANCHOR: {name}` has no `ANCHOR_END: {name}` after it"))
+        Err(format!(
+            "`ANCHOR: {name}` has no `ANCHOR_END: {name}` after it"
+        ))
     }
 }
 
@@ -537,7 +539,10 @@ fn an_anchor_needs_its_exact_name_at_both_ends() {
     let source = "// ANCHOR: serve_connection\nx\n// ANCHOR_END: serve_connection\n\
                   #   ANCHOR:   listen\ny\n";
     assert_eq!(check_anchor(source, "serve_connection"), Ok(()));
-    assert!(check_anchor(source, "serve").is_err(), "a prefix is not a name");
+    assert!(
+        check_anchor(source, "serve").is_err(),
+        "a prefix is not a name"
+    );
     assert!(check_anchor(source, "listen").is_err(), "no ANCHOR_END");
     let reversed = "// ANCHOR_END: a\n// ANCHOR: a\n";
     assert!(check_anchor(reversed, "a").is_err(), "END before start");
