@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use joke_index::FormatChoice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -328,16 +328,26 @@ async fn accept_loop<A: Act>(
 /// Some failures concern only the connection being accepted (the client gave up already):
 /// carry on at once. Others mean the process is out of something, typically file descriptors
 /// (EMFILE). Retrying at once would fail again, spinning a core at 100%; exiting would turn a
-/// load spike into an outage. So we sleep, doubling the pause each time up to a second, and
-/// log once per episode.
+/// load spike into an outage. So we sleep, doubling the pause each time up to a second.
+///
+/// At the edge of the limit, accepts tend to flap (one fails, the next succeeds because a
+/// connection just closed, the one after fails again). Failures less than
+/// [`QUIET`](Self::QUIET) apart belong to one episode: it is reported once when it starts and
+/// once when accepting first works again, and its pause keeps growing.
 #[derive(Debug, Default)]
 struct AcceptBackoff {
-    pause: Option<Duration>,
+    /// The pause after the last failure.
+    pause: Duration,
+    /// When `accept` last failed.
+    last_failure: Option<Instant>,
+    /// The episode's warning is out, and its recovery not yet announced.
+    reported: bool,
 }
 
 impl AcceptBackoff {
     const FIRST: Duration = Duration::from_millis(5);
     const LONGEST: Duration = Duration::from_secs(1);
+    const QUIET: Duration = Duration::from_secs(5);
 
     // ANCHOR: backoff
     async fn failed(&mut self, error: &io::Error) {
@@ -349,20 +359,25 @@ impl AcceptBackoff {
             tracing::debug!("accept: {error}");
             return;
         }
-        let pause = match self.pause {
-            None => {
-                tracing::warn!("accept failed: {error}; backing off until it works again");
-                Self::FIRST
-            }
-            Some(pause) => (pause * 2).min(Self::LONGEST),
-        };
-        self.pause = Some(pause);
-        tokio::time::sleep(pause).await;
+        let now = Instant::now();
+        let same_episode = self
+            .last_failure
+            .is_some_and(|at| now.duration_since(at) < Self::QUIET);
+        if same_episode {
+            self.pause = (self.pause * 2).clamp(Self::FIRST, Self::LONGEST);
+            tracing::debug!("accept failed again: {error}");
+        } else {
+            self.pause = Self::FIRST;
+            self.reported = true;
+            tracing::warn!("accept failed: {error}; backing off until it works again");
+        }
+        self.last_failure = Some(now);
+        tokio::time::sleep(self.pause).await;
     }
     // ANCHOR_END: backoff
 
     fn succeeded(&mut self) {
-        if self.pause.take().is_some() {
+        if std::mem::take(&mut self.reported) {
             tracing::info!("accepting connections again");
         }
     }

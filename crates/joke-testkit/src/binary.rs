@@ -29,6 +29,8 @@ pub struct RunningBinary {
     exit: mpsc::Receiver<std::io::Result<ExitStatus>>,
     stdout: JoinHandle<String>,
     stderr: JoinHandle<String>,
+    /// Every stderr line after `listening on`, as it arrives.
+    stderr_lines: mpsc::Receiver<String>,
 }
 
 /// Starts `binary` with `args` and a child environment that logs at `info` without colours.
@@ -144,7 +146,30 @@ impl RunningBinary {
             exit,
             stdout,
             stderr,
+            stderr_lines: lines_rx,
         }
+    }
+
+    /// Waits (up to [`PROCESS_TIMEOUT`]) for a line on stderr containing `needle`, and returns
+    /// it. Lines before it are passed over.
+    ///
+    /// # Panics
+    /// When no such line comes in time, or the process closes its stderr first.
+    pub fn wait_for_stderr(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no stderr line with {needle:?}: {error}"),
+            }
+        }
+    }
+
+    /// Sends `signal` (a name such as `HUP`) to the process.
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.pid, signal);
     }
 
     /// The address the binary listens on.

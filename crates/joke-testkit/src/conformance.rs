@@ -39,7 +39,7 @@ pub enum IoPlacement {
 /// burst next door makes the operating system pause other tests' threads for milliseconds,
 /// which a server's slow-poll count then reports as if the act had blocked. Each test holds
 /// this lock for its whole run, so what one test measures is its own server.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     // A test that failed while holding the lock poisons it; the next test may still run.
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -227,7 +227,7 @@ fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
     args.iter().map(Into::into).collect()
 }
 
-fn as_os_strs(args: &[std::ffi::OsString]) -> Vec<&OsStr> {
+pub(crate) fn as_os_strs(args: &[std::ffi::OsString]) -> Vec<&OsStr> {
     args.iter().map(|arg| arg.as_os_str()).collect()
 }
 

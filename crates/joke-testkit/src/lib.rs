@@ -7,6 +7,8 @@
 //!   `serve_joke` run over a real loopback socket pair.
 //! - [`binary`]: an act's real binary as a child process: started on port 0, stopped with
 //!   SIGTERM, or run to its exit when it must refuse to start.
+//! - [`reliability`]: shutdown mid-burst, running out of file descriptors, SIGHUP, against
+//!   the real binary.
 //! - [`conformance`]: the tests every act runs, and [`act_conformance_tests!`] to run them all
 //!   from an act's `tests/conformance.rs` in one line.
 //!
@@ -19,6 +21,7 @@ pub mod binary;
 pub mod client;
 pub mod conformance;
 pub mod fixture;
+pub mod reliability;
 pub mod server;
 
 pub use binary::{Exited, RunningBinary, run_to_exit};
@@ -75,6 +78,21 @@ macro_rules! act_conformance_tests {
         #[test]
         fn real_binary_serves_then_exits_cleanly_on_sigterm() {
             $crate::conformance::real_binary_serves_then_exits_cleanly_on_sigterm($binary);
+        }
+
+        #[test]
+        fn shutdown_under_load_never_cuts_a_joke() {
+            $crate::reliability::shutdown_under_load_never_cuts_a_joke($binary);
+        }
+
+        #[test]
+        fn running_out_of_file_descriptors_backs_off_and_recovers() {
+            $crate::reliability::running_out_of_file_descriptors_backs_off_and_recovers($binary);
+        }
+
+        #[test]
+        fn sighup_reloads_the_jokes_file() {
+            $crate::reliability::sighup_reloads_the_jokes_file($binary);
         }
 
         $crate::act_conformance_tests!(@bad $binary;

@@ -1,0 +1,299 @@
+//! Reliability tests every act runs against its real binary: shutdown in the middle of a
+//! burst, running out of file descriptors, and SIGHUP. (The in-process ones, live edits and
+//! hostile clients, live in the `reliability` crate.)
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use joke_server::StatsSummary;
+use tokio::io::AsyncReadExt;
+
+use crate::binary::RunningBinary;
+use crate::client::{self, client_runtime, raise_open_files_limit};
+use crate::fixture::JokesFile;
+
+/// Connections in the shutdown burst.
+const SHUTDOWN_BURST: usize = 1_000;
+/// Jokes delivered before SIGTERM is sent, so that the signal lands mid-burst.
+const JOKES_BEFORE_SIGTERM: usize = 100;
+/// The open-files limit of the server in the EMFILE test: room for its runtime and a few
+/// dozen connections.
+const TIGHT_FILE_LIMIT: u32 = 64;
+/// Idle connections opened against that server: more than its limit allows at once.
+const IDLE_OVER_THE_LIMIT: usize = 120;
+/// How long the idle crowd stays once `accept` has failed. The back-off doubles from 5 ms, so
+/// this sees about seven retries; a server that retried at once would fail thousands of times.
+const HOLD_THE_CROWD: Duration = Duration::from_millis(700);
+
+/// What one client saw: the bytes that arrived, and the error that ended the reading, if any.
+#[derive(Debug)]
+struct Arrived {
+    bytes: Vec<u8>,
+    error: Option<io::Error>,
+}
+
+/// Connects and reads until end-of-stream or an error, keeping whatever arrived before it.
+async fn read_what_arrives(addr: SocketAddr) -> Arrived {
+    let mut socket = match client::connect(addr).await {
+        Ok(socket) => socket,
+        Err(error) => {
+            return Arrived {
+                bytes: Vec::new(),
+                error: Some(error),
+            };
+        }
+    };
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = client::within(client::CLIENT_TIMEOUT, "reading", async {
+        loop {
+            match socket.read(&mut buffer).await? {
+                0 => return Ok(()),
+                n => bytes.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    Arrived {
+        bytes,
+        error: read.err(),
+    }
+}
+
+fn arg(text: &str) -> OsString {
+    text.into()
+}
+
+fn server_args(file: &JokesFile) -> Vec<OsString> {
+    vec![
+        arg("--addr"),
+        arg("127.0.0.1:0"),
+        arg("--jokes"),
+        file.path().into(),
+    ]
+}
+
+fn statistics(stdout: &str) -> StatsSummary {
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|error| panic!("stdout is not the statistics ({error}): {stdout}"))
+}
+
+/// SIGTERM in the middle of a burst: the server stops accepting, every connection it accepted
+/// still receives its whole joke, and it exits 0. A client receives a whole joke or nothing,
+/// never part of one; and the server's count of jokes served is exactly the number of whole
+/// jokes the clients received.
+pub fn shutdown_under_load_never_cuts_a_joke(binary: &str) {
+    let _one_at_a_time = crate::conformance::one_at_a_time();
+    raise_open_files_limit(2 * SHUTDOWN_BURST as u64 + 256);
+    let file = JokesFile::fixture();
+    let jokes: HashSet<Vec<u8>> = file
+        .served_jokes()
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    // A slow disk keeps jokes in flight when the signal comes (Act I most of all, which reads
+    // on its worker threads and so also accepts slowly).
+    let mut args = server_args(&file);
+    args.extend([arg("--io-delay"), arg("2ms")]);
+    let server = RunningBinary::start(binary, &crate::conformance::as_os_strs(&args));
+    let addr = server.addr();
+
+    let runtime = client_runtime();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let clients: Vec<_> = (0..SHUTDOWN_BURST)
+        .map(|_| {
+            let (delivered, enough) = (Arc::clone(&delivered), Arc::clone(&enough));
+            runtime.spawn(async move {
+                let arrived = read_what_arrives(addr).await;
+                if !arrived.bytes.is_empty()
+                    && delivered.fetch_add(1, Ordering::SeqCst) + 1 == JOKES_BEFORE_SIGTERM
+                {
+                    enough.notify_one();
+                }
+                arrived
+            })
+        })
+        .collect();
+    runtime.block_on(async {
+        client::within(client::CLIENT_TIMEOUT, "the first jokes", async {
+            enough.notified().await;
+            Ok(())
+        })
+        .await
+        .expect("the first jokes of the burst arrive");
+    });
+    let exited = server.terminate();
+    let arrived: Vec<Arrived> = runtime.block_on(async {
+        let mut all = Vec::new();
+        for client in clients {
+            all.push(client.await.expect("a client task does not panic"));
+        }
+        all
+    });
+
+    let (mut whole, mut nothing, mut cut) = (0u64, 0u64, Vec::new());
+    for (n, arrived) in arrived.iter().enumerate() {
+        if arrived.bytes.is_empty() {
+            nothing += 1;
+        } else if jokes.contains(&arrived.bytes) && arrived.error.is_none() {
+            whole += 1;
+        } else {
+            cut.push(format!(
+                "client {n}: {} bytes, then {:?}",
+                arrived.bytes.len(),
+                arrived.error
+            ));
+        }
+    }
+    eprintln!(
+        "SIGTERM mid-burst: {whole} whole jokes, {nothing} clients with none, {} cut",
+        cut.len()
+    );
+    assert!(
+        cut.is_empty(),
+        "jokes cut by the shutdown:\n{}",
+        cut.join("\n")
+    );
+    assert_eq!(exited.code, Some(0), "stderr:\n{}", exited.stderr);
+    let stats = statistics(&exited.stdout);
+    assert_eq!(
+        stats.served, whole,
+        "the server's count differs from the clients'"
+    );
+    assert!(whole >= JOKES_BEFORE_SIGTERM as u64);
+}
+
+/// With a tight open-files limit, a crowd of idle clients makes `accept` fail with EMFILE. The
+/// server backs off instead of spinning or exiting, says so once, and serves again as soon as
+/// descriptors come back.
+pub fn running_out_of_file_descriptors_backs_off_and_recovers(binary: &str) {
+    let _one_at_a_time = crate::conformance::one_at_a_time();
+    let file = JokesFile::fixture();
+    let jokes: HashSet<Vec<u8>> = file
+        .served_jokes()
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    // bash lowers both the soft and the hard limit, so the server cannot raise it back, then
+    // becomes the server (exec keeps the process id the test signals).
+    let script = format!("ulimit -n {TIGHT_FILE_LIMIT} && exec \"$0\" \"$@\"");
+    let mut args = vec![arg("-c"), arg(&script), arg(binary)];
+    args.extend(server_args(&file));
+    let mut server = RunningBinary::start("bash", &crate::conformance::as_os_strs(&args));
+    let addr = server.addr();
+
+    let runtime = client_runtime();
+    let idle = runtime.block_on(async {
+        let mut idle = Vec::new();
+        for _ in 0..IDLE_OVER_THE_LIMIT {
+            idle.push(
+                client::connect(addr)
+                    .await
+                    .expect("connecting an idle client"),
+            );
+        }
+        idle
+    });
+    server.wait_for_stderr("Too many open files");
+    // Keep the crowd a little longer, so that the server retries (and fails) several times:
+    // the back-off must space those retries out and report the episode once.
+    std::thread::sleep(HOLD_THE_CROWD);
+
+    // Give the descriptors back, and time how long until a joke is served again.
+    drop(idle);
+    let freed = Instant::now();
+    let recovered = runtime.block_on(async {
+        for _ in 0..100 {
+            let arrived = read_what_arrives(addr).await;
+            if jokes.contains(&arrived.bytes) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    });
+    let recovery = freed.elapsed();
+    eprintln!("EMFILE: serving again {recovery:?} after the idle clients left");
+    assert!(
+        recovered,
+        "no joke was served after the descriptors came back"
+    );
+
+    let exited = server.terminate();
+    assert_eq!(exited.code, Some(0), "stderr:\n{}", exited.stderr);
+    let stats = statistics(&exited.stdout);
+    assert!(stats.accept_errors > 0, "{stats:?}");
+    let warnings = exited
+        .stderr
+        .lines()
+        .filter(|line| line.contains("backing off"))
+        .count();
+    assert!(
+        stats.accept_errors >= 3 && stats.accept_errors < 100,
+        "a backing-off accept loop fails a handful of times in {HOLD_THE_CROWD:?}, not none \
+         and not thousands: {stats:?}"
+    );
+    assert_eq!(
+        warnings, 1,
+        "one episode, one warning (not one per failed accept); stderr:\n{}",
+        exited.stderr
+    );
+    assert!(exited.stderr.contains("accepting connections again"));
+}
+
+/// SIGHUP rebuilds the index even when the file looks unchanged: here it is rewritten in place
+/// with text of the same length and its modification time put back, which the file watcher
+/// cannot see. After the signal, only the new text is served.
+pub fn sighup_reloads_the_jokes_file(binary: &str) {
+    let _one_at_a_time = crate::conformance::one_at_a_time();
+    let old = "old joke one\n---\nold joke two\n";
+    let new = "new joke uno\n---\nnew joke dos\n";
+    assert_eq!(old.len(), new.len());
+    let file = JokesFile::with_bytes(old);
+    // Dated a minute back, so the file has long settled (the server indexes a changed file
+    // only once it has been left alone for a moment).
+    let modified = SystemTime::now() - Duration::from_secs(60);
+    rewrite_keeping_modification_time(file.path(), old, modified);
+    let args = server_args(&file);
+    let mut server = RunningBinary::start(binary, &crate::conformance::as_os_strs(&args));
+    let addr = server.addr();
+
+    rewrite_keeping_modification_time(file.path(), new, modified);
+    server.signal("HUP");
+    server.wait_for_stderr("reloaded");
+
+    let runtime = client_runtime();
+    let served: Vec<Vec<u8>> = runtime.block_on(async {
+        let mut served = Vec::new();
+        for _ in 0..20 {
+            served.push(client::fetch_joke(addr).await.expect("a joke"));
+        }
+        served
+    });
+    for joke in &served {
+        let text = String::from_utf8_lossy(joke);
+        assert!(text.starts_with("new joke"), "after SIGHUP: {text:?}");
+    }
+    let exited = server.terminate();
+    assert_eq!(exited.code, Some(0), "stderr:\n{}", exited.stderr);
+}
+
+/// Writes `text` over the start of the file in place (same inode), then sets its modification
+/// time to `modified`.
+fn rewrite_keeping_modification_time(path: &std::path::Path, text: &str, modified: SystemTime) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("opening the jokes file in place");
+    file.write_all(text.as_bytes()).expect("rewriting in place");
+    file.set_modified(modified)
+        .expect("putting the modification time back");
+}
