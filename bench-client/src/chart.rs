@@ -46,8 +46,7 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
     // Head room above the tallest bar for its label; and a non-empty axis when all are zero.
     let y_top = if highest > 0.0 { highest * 1.25 } else { 1.0 };
 
-    let io_delay =
-        humantime::format_duration(std::time::Duration::from_secs_f64(report.io_delay_ms / 1e3));
+    let io_delay = crate::text::delay(report.io_delay_ms);
     let caption = format!(
         "Median wall time of a round of {} connections (--io-delay {io_delay}, {} rounds)",
         report.conns, report.rounds
@@ -93,8 +92,10 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Bottom));
-    chart.draw_series(bars.iter().enumerate().map(|(i, &(_, wall, _))| {
-        Text::new(ms(wall), (i as f64 + 0.5, wall), value_style.clone())
+    // The label sits above both the bar and its p99 mark, so the mark never strikes it out.
+    chart.draw_series(bars.iter().enumerate().map(|(i, &(_, wall, p99))| {
+        let top = wall.max(p99.unwrap_or(0.0));
+        Text::new(ms(wall), (i as f64 + 0.5, top), value_style.clone())
     }))?;
 
     chart

@@ -188,7 +188,7 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
         plural(report.acts.len(), "act"),
         plural(report.rounds, "round"),
         plural(report.conns, "connection"),
-        humantime::format_duration(std::time::Duration::from_secs_f64(report.io_delay_ms / 1e3)),
+        delay(report.io_delay_ms),
         report.jokes.display()
     )?;
     writeln!(
@@ -272,6 +272,15 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
     Ok(())
 }
 
+/// A delay given in milliseconds, as humantime writes it, but "0ms" rather than "0s" (as the
+/// `--io-delay` default reads).
+pub fn delay(milliseconds: f64) -> String {
+    if milliseconds <= 0.0 {
+        return "0ms".into();
+    }
+    humantime::format_duration(std::time::Duration::from_secs_f64(milliseconds / 1e3)).to_string()
+}
+
 /// "1 round", "2 rounds".
 fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
@@ -299,6 +308,13 @@ mod tests {
         assert_eq!(ms(0.04123), "0.041 ms");
         assert_eq!(ms(12.345), "12.3 ms");
         assert_eq!(ms(2345.6), "2346 ms");
+    }
+
+    #[test]
+    fn delays_read_like_the_option() {
+        assert_eq!(delay(0.0), "0ms");
+        assert_eq!(delay(2.0), "2ms");
+        assert_eq!(delay(1500.0), "1s 500ms");
     }
 
     #[test]
