@@ -92,11 +92,6 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Bottom));
-    // The label sits above both the bar and its p99 mark, so the mark never strikes it out.
-    chart.draw_series(bars.iter().enumerate().map(|(i, &(_, wall, p99))| {
-        let top = wall.max(p99.unwrap_or(0.0));
-        Text::new(ms(wall), (i as f64 + 0.5, top), value_style.clone())
-    }))?;
 
     chart
         .configure_series_labels()
@@ -110,9 +105,14 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Top));
-    for (i, &(name, _, _)) in bars.iter().enumerate() {
+    for (i, &(name, wall, p99)) in bars.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
         root.draw(&Text::new(name, (x, y + 8), name_style.clone()))?;
+        // The value sits a few pixels above both the bar and its p99 mark, so the mark never
+        // strikes it out.
+        let top = wall.max(p99.unwrap_or(0.0));
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, top));
+        root.draw(&Text::new(ms(wall), (x, y - 4), value_style.clone()))?;
     }
     root.present()?;
     Ok(())
