@@ -77,7 +77,8 @@ pub enum Command {
     /// Start every act as its own process and run the same load against each, round by round.
     Compare(CompareOpts),
     /// Run one act's server in this process (what `compare` starts its children with).
-    #[command(hide = true)]
+    /// `--help` after the act's name is the act's own.
+    #[command(hide = true, disable_help_flag = true)]
     Serve(ServeOpts),
 }
 
@@ -242,7 +243,10 @@ pub fn run(opts: Opts) -> ExitCode {
     let outcome = match opts.command {
         // The server builds its own runtime and installs its own signal handlers: hand it the
         // process before we start anything of ours.
-        Some(Command::Serve(serve)) => return serve.act.serve(serve.args),
+        Some(Command::Serve(serve)) => {
+            die_with_parent();
+            return serve.act.serve(serve.args);
+        }
         Some(Command::Compare(compare)) => run_compare(compare),
         None => run_load(opts.load),
     };
@@ -376,6 +380,19 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
     Ok(report.all_ok())
 }
 
+/// The servers `compare` starts must not outlive it. When it returns or fails they are killed
+/// as their handles drop (`kill_on_drop`), but when it is killed itself no destructor runs. Linux
+/// can send a process a signal when its parent dies: we ask for SIGTERM, which the server
+/// answers with its own clean shutdown.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+    {
+        eprintln!("bench-client serve: warning: cannot follow the parent's death: {error}");
+    }
+}
+
 /// A debug build runs several times slower, and not evenly across the acts: its numbers would
 /// teach the wrong lesson.
 fn warn_if_unoptimised() {
@@ -432,6 +449,12 @@ mod tests {
         let opts = Opts::parse_from(["bench-client", "serve", "act1-naive", "--addr", "x"]);
         match opts.command {
             Some(Command::Serve(serve)) => assert_eq!(serve.args, ["--addr", "x"]),
+            other => panic!("{other:?}"),
+        }
+        // The act's own --help, not ours.
+        let opts = Opts::parse_from(["bench-client", "serve", "act1-naive", "--help"]);
+        match opts.command {
+            Some(Command::Serve(serve)) => assert_eq!(serve.args, ["--help"]),
             other => panic!("{other:?}"),
         }
         assert!(Opts::try_parse_from(["bench-client", "--conns", "0"]).is_err());
