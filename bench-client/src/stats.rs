@@ -70,7 +70,13 @@ impl DurationTally {
         if count == 0 {
             return None;
         }
-        let at = |quantile: f64| ns_to_ms(self.histogram.value_at_quantile(quantile));
+        // The histogram answers with the highest value of the bucket a quantile falls in, which
+        // can be a hair above the true maximum (or below the minimum): a p99 printed above the
+        // max would look like a bug, so the answer is kept within the exact extremes.
+        let at = |quantile: f64| {
+            let ns = self.histogram.value_at_quantile(quantile);
+            ns_to_ms(ns.clamp(self.min_ns, self.max_ns))
+        };
         Some(Percentiles {
             min: ns_to_ms(self.min_ns),
             mean: self.sum_ns as f64 / count as f64 / 1e6,
@@ -383,7 +389,20 @@ mod tests {
         let p = tally.percentiles().unwrap();
         assert_eq!(p.min, 1.234567);
         assert_eq!(p.max, 1.234567);
-        assert_close(p.p50, 1.234567);
+        // And no percentile strays outside them, though the histogram's bucket does.
+        assert_eq!(p.p50, 1.234567);
+        assert_eq!(p.p99_9, 1.234567);
+    }
+
+    #[test]
+    fn percentiles_never_pass_the_maximum() {
+        let mut tally = DurationTally::default();
+        for ns in [1_000_001, 2_000_001, 3_000_001, 9_876_543] {
+            tally.record(Duration::from_nanos(ns));
+        }
+        let p = tally.percentiles().unwrap();
+        assert!(p.min <= p.p50 && p.p50 <= p.p90 && p.p90 <= p.p99, "{p:?}");
+        assert!(p.p99 <= p.p99_9 && p.p99_9 <= p.max, "{p:?}");
     }
 
     #[test]
