@@ -247,12 +247,8 @@ impl Index {
 /// [`Index::build`], for text that is not in a file (tests, fuzzing, a client checking what a
 /// server sent). Returns the format used and the jokes; invalid UTF-8 is reported with its line.
 pub fn jokes_in(text: &[u8], choice: FormatChoice) -> Result<(Format, Vec<String>), InvalidUtf8> {
-    let scan = scan::scan(text, choice.forced()).map_err(|e| match e {
-        ScanError::InvalidUtf8 { line } => InvalidUtf8 { line },
-        ScanError::Io(e) => unreachable!("reading from a slice cannot fail: {e}"),
-    })?;
-    let jokes = scan
-        .jokes
+    let (format, spans) = spans_in(text, choice)?;
+    let jokes = spans
         .iter()
         .map(|span| {
             // The scan validated every line, so the range is in bounds and UTF-8; should that
@@ -267,7 +263,17 @@ pub fn jokes_in(text: &[u8], choice: FormatChoice) -> Result<(Format, Vec<String
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((scan.format, jokes))
+    Ok((format, jokes))
+}
+
+/// Where the jokes of `text` lie: the spans [`Index::build`] would record for a file holding
+/// exactly these bytes.
+pub fn spans_in(text: &[u8], choice: FormatChoice) -> Result<(Format, Vec<JokeSpan>), InvalidUtf8> {
+    let scan = scan::scan(text, choice.forced()).map_err(|e| match e {
+        ScanError::InvalidUtf8 { line } => InvalidUtf8 { line },
+        ScanError::Io(e) => unreachable!("reading from a slice cannot fail: {e}"),
+    })?;
+    Ok((scan.format, scan.jokes))
 }
 
 /// In-memory text that is not UTF-8, with the 1-based line where it goes wrong.

@@ -33,8 +33,11 @@ mod scan;
 mod served;
 pub mod strfile;
 
+#[cfg(any(test, feature = "invariants"))]
+pub mod invariants;
+
 pub use error::{IndexError, ReadError};
-pub use index::{Fingerprint, Index, InvalidUtf8, jokes_in};
+pub use index::{Fingerprint, Index, InvalidUtf8, jokes_in, spans_in};
 pub use scan::{JokeSpan, LineClass, classify_line};
 pub use served::{served_form, served_lines};
 
