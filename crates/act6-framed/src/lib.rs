@@ -56,8 +56,9 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{FramedWrite, LinesCodec, LinesCodecError};
 
 // ANCHOR: codec
-/// The longest line [`LinesCodec`] would decode (it does not check lines it encodes).
-pub const MAX_LINE: usize = 8 * 1024;
+/// The longest line [`LinesCodec`] would decode (it does not check lines it encodes): the
+/// harness's own limit, which refuses jokes files with longer lines, so codec and server agree.
+pub const MAX_LINE: usize = joke_server::MAX_LINE_BYTES;
 
 /// The codec's error as the `io::Error` a connection handler reports.
 fn codec_error_to_io(error: LinesCodecError) -> io::Error {

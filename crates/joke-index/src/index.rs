@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use rand::Rng;
 
 use crate::error::{IndexError, ReadError};
-use crate::scan::{self, JokeSpan, READ_BUFFER, ScanError};
+use crate::scan::{self, JokeSpan, LongestLine, READ_BUFFER, ScanError};
 use crate::{Format, FormatChoice, served_form};
 
 /// What identifies one version of a file cheaply: its length and modification time (and on
@@ -50,6 +50,7 @@ pub struct Index {
     format: Format,
     jokes: Vec<JokeSpan>,
     fingerprint: Fingerprint,
+    longest_line: LongestLine,
 }
 
 impl Index {
@@ -87,7 +88,13 @@ impl Index {
             format: scan.format,
             jokes: scan.jokes,
             fingerprint,
+            longest_line: scan.longest_line,
         })
+    }
+
+    /// The longest line of the file (bytes, line ending not counted) and where it is.
+    pub fn longest_line(&self) -> LongestLine {
+        self.longest_line
     }
 
     /// The file this index describes.

@@ -38,7 +38,7 @@ pub mod invariants;
 
 pub use error::{IndexError, ReadError};
 pub use index::{Fingerprint, Index, InvalidUtf8, jokes_in, spans_in};
-pub use scan::{JokeSpan, LineClass, classify_line};
+pub use scan::{JokeSpan, LineClass, LongestLine, classify_line};
 pub use served::{served_form, served_lines};
 
 /// RFC 865 asks that a quote be shorter than 512 characters; `joke-index check` flags longer

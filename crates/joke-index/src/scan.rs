@@ -239,6 +239,22 @@ pub(crate) struct Scan {
     pub format: Format,
     pub jokes: Vec<JokeSpan>,
     pub len: u64,
+    pub longest_line: LongestLine,
+}
+
+/// The longest line of a file: its length in bytes (line ending not counted) and its 1-based
+/// number. Servers refuse files whose lines are longer than a streaming act could buffer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LongestLine {
+    pub bytes: u64,
+    pub line: u64,
+}
+
+/// How a line ended: with a `\n` (or at the end of the file), after a `\r` or not.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    newline: bool,
+    carriage_return: bool,
 }
 
 /// Why a scan stopped.
@@ -264,7 +280,19 @@ pub(crate) fn scan(mut reader: impl Read, format: Option<Format>) -> Result<Scan
     let mut line_number = 0u64;
     let mut offset = 0u64;
 
-    let mut end_line = |shape: &LineShape, start: u64, end: u64, number: u64| {
+    let mut longest_line = LongestLine::default();
+    // The last byte of the current line before its `\n` (0 when none yet), which may sit in an
+    // earlier read buffer than the `\n`.
+    let mut last_byte = 0u8;
+    let mut end_line = |shape: &LineShape, start: u64, end: u64, number: u64, ending: Ending| {
+        // The line's bytes without its `\n`, and without a `\r` that ends it.
+        let bytes = end - start - u64::from(ending.newline) - u64::from(ending.carriage_return);
+        if bytes > longest_line.bytes {
+            longest_line = LongestLine {
+                bytes,
+                line: number + 1,
+            };
+        }
         let class = shape.class();
         dashed.line(
             class == LineClass::DashedSeparator,
@@ -300,12 +328,20 @@ pub(crate) fn scan(mut reader: impl Read, format: Option<Format>) -> Result<Scan
                 None => (chunk, false),
             };
             shape.push_all(piece);
+            if let Some(&byte) = piece.last() {
+                last_byte = byte;
+            }
             let consumed = piece.len() + usize::from(newline);
             offset += consumed as u64;
             chunk = &chunk[consumed..];
             if newline {
-                end_line(&shape, line_start, offset, line_number);
+                let ending = Ending {
+                    newline: true,
+                    carriage_return: last_byte == b'\r',
+                };
+                end_line(&shape, line_start, offset, line_number, ending);
                 shape = LineShape::START;
+                last_byte = 0;
                 line_start = offset;
                 line_number += 1;
             }
@@ -315,7 +351,11 @@ pub(crate) fn scan(mut reader: impl Read, format: Option<Format>) -> Result<Scan
         line: line_number + 1,
     })?;
     if offset > line_start {
-        end_line(&shape, line_start, offset, line_number);
+        let ending = Ending {
+            newline: false,
+            carriage_return: last_byte == b'\r',
+        };
+        end_line(&shape, line_start, offset, line_number, ending);
     }
     dashed.finish();
     fortune.finish();
@@ -333,6 +373,7 @@ pub(crate) fn scan(mut reader: impl Read, format: Option<Format>) -> Result<Scan
         format,
         jokes,
         len: offset,
+        longest_line,
     })
 }
 
@@ -480,5 +521,26 @@ mod tests {
         let dashed = scan(text.as_bytes(), Some(Format::Dashed)).unwrap();
         assert_eq!(dashed.jokes.len(), 1);
         assert_eq!(dashed.jokes[0].bytes, 0..6);
+    }
+
+    #[test]
+    fn the_longest_line_is_measured_without_its_line_ending() {
+        let text = "ab\r\nabcd\n---\nabc\r\n\r\nxyz";
+        let lines = scan(text.as_bytes(), None).unwrap();
+        assert_eq!(lines.longest_line, LongestLine { bytes: 4, line: 2 });
+        let crlf = scan("abcde\r\n".as_bytes(), None).unwrap();
+        assert_eq!(crlf.longest_line, LongestLine { bytes: 5, line: 1 });
+        let last = scan("a\nlast line".as_bytes(), None).unwrap();
+        assert_eq!(last.longest_line, LongestLine { bytes: 9, line: 2 });
+        // Split across read buffers, a line still counts whole.
+        let long = format!("x\n{}\ny", "z".repeat(3 * READ_BUFFER));
+        let trickled = scan(Trickle(long.as_bytes()), None).unwrap();
+        assert_eq!(
+            trickled.longest_line,
+            LongestLine {
+                bytes: 3 * READ_BUFFER as u64,
+                line: 2
+            }
+        );
     }
 }

@@ -98,9 +98,42 @@ pub enum LoadError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// A line is longer than the servers stream ([`MAX_LINE_BYTES`]).
+    #[error(
+        "{} line {line}: {bytes} bytes, longer than the {limit} a line of a joke may have",
+        path.display()
+    )]
+    LineTooLong {
+        path: PathBuf,
+        line: u64,
+        bytes: u64,
+        limit: usize,
+    },
     /// The file was modified a moment ago and may still be being written.
     #[error("{}: modified a moment ago, waiting for the writing to finish", path.display())]
     Settling { path: PathBuf },
+}
+
+/// The longest line a joke may have, in bytes (its line ending not counted).
+///
+/// The streaming acts hand a joke over line by line, and Act VI's `LinesCodec` is built with
+/// this as its maximum length. A file with a longer line is refused at start-up (and a reload
+/// to one is refused, keeping the last good version), so that no act ever meets a line it
+/// would handle differently from the others.
+pub const MAX_LINE_BYTES: usize = 8 * 1024;
+
+/// Refuses an index whose file has a line longer than [`MAX_LINE_BYTES`].
+fn check_line_lengths(index: &Index) -> Result<(), LoadError> {
+    let longest = index.longest_line();
+    if longest.bytes > MAX_LINE_BYTES as u64 {
+        return Err(LoadError::LineTooLong {
+            path: index.path().to_path_buf(),
+            line: longest.line,
+            bytes: longest.bytes,
+            limit: MAX_LINE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// How long a changed file must stay untouched before it is indexed.
@@ -134,6 +167,7 @@ impl Jokes {
     ) -> Result<Jokes, LoadError> {
         let path = path.as_ref().to_path_buf();
         let index = Arc::new(Index::build(&path, format)?);
+        check_line_lengths(&index)?;
         act.index_loaded(&index)?;
         Ok(Jokes {
             path,
@@ -181,6 +215,7 @@ impl Jokes {
             if !has_settled(&index) {
                 return Err(LoadError::Settling { path });
             }
+            check_line_lengths(&index)?;
             act.index_loaded(&index)?;
             Ok(index)
         })

@@ -36,7 +36,7 @@ mod stats;
 
 pub use cli::{NoActArgs, ServerArgs};
 pub use entry::{run_act, run_act_from, run_act_with};
-pub use jokes::{JokeToServe, Jokes, LoadError, Reload, SETTLE_TIME};
+pub use jokes::{JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME};
 pub use lines::JokeLines;
 pub use server::{Config, ReloadHandle, Server, StartError};
 pub use stats::{Stats, StatsSummary};

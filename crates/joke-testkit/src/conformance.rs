@@ -263,6 +263,8 @@ pub enum BadStartUp {
     PortInUse,
     ZeroWorkers,
     UnknownFlag,
+    OnlySeparators,
+    LineTooLong,
 }
 
 /// The binary refuses the start-up: exit code 2, and a message on stderr naming the problem.
@@ -327,6 +329,27 @@ pub fn bad_start_up_exits_2(binary: &str, case: BadStartUp) {
             args.extend(os(&["--no-such-flag", "--jokes"]));
             args.push(file.path().into());
             vec!["--no-such-flag".into()]
+        }
+        BadStartUp::OnlySeparators => {
+            let separators = JokesFile::with_bytes("---\n\n-----\n  \n---\n");
+            args.extend(os(&["--jokes"]));
+            args.push(separators.path().into());
+            let needles = vec![separators.path().display().to_string(), "no jokes".into()];
+            let exited = run_to_exit(binary, &as_os_strs(&args));
+            return assert_refused(&exited, &needles);
+        }
+        BadStartUp::LineTooLong => {
+            let line = "x".repeat(joke_server::MAX_LINE_BYTES + 1);
+            let long = JokesFile::with_bytes(format!("a short joke\n---\n{line}\r\n"));
+            args.extend(os(&["--jokes"]));
+            args.push(long.path().into());
+            let needles = vec![
+                long.path().display().to_string(),
+                "line 3".into(),
+                format!("{} bytes", joke_server::MAX_LINE_BYTES + 1),
+            ];
+            let exited = run_to_exit(binary, &as_os_strs(&args));
+            return assert_refused(&exited, &needles);
         }
     };
     let exited = run_to_exit(binary, &as_os_strs(&args));

@@ -104,6 +104,8 @@ macro_rules! act_conformance_tests {
             bad_start_up_port_in_use_exits_2 => PortInUse,
             bad_start_up_zero_workers_exits_2 => ZeroWorkers,
             bad_start_up_unknown_flag_exits_2 => UnknownFlag,
+            bad_start_up_only_separators_exits_2 => OnlySeparators,
+            bad_start_up_line_too_long_exits_2 => LineTooLong,
         );
     };
     (@bad $binary:expr; $($name:ident => $case:ident,)*) => {
