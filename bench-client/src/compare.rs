@@ -176,7 +176,7 @@ pub async fn compare(settings: &CompareSettings) -> anyhow::Result<CompareReport
 
 /// Builds the `--verify` set off the runtime (it reads the file with blocking calls: the very
 /// lesson of this workspace). A bad file is bad input, reported with exit code 2.
-async fn load_jokes(path: &Path) -> anyhow::Result<JokeSet> {
+pub(crate) async fn load_jokes(path: &Path) -> anyhow::Result<JokeSet> {
     let owned = path.to_owned();
     tokio::task::spawn_blocking(move || JokeSet::load(&owned))
         .await

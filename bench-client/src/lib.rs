@@ -23,6 +23,7 @@ mod chart;
 mod compare;
 mod load;
 mod servers;
+mod soak;
 mod stats;
 mod text;
 mod verify;
@@ -32,6 +33,7 @@ pub use compare::{ActReport, CompareReport, CompareSettings, compare};
 pub use load::{
     ConnOutcome, ErrorKind, Failure, LoadPlan, MAX_RESPONSE, Round, Timings, run_round,
 };
+pub use soak::{SoakAct, SoakReport, SoakSettings, soak};
 pub use stats::{DurationTally, ErrorCounts, LoadReport, Percentiles, Tally, median};
 pub use verify::JokeSet;
 
@@ -76,6 +78,9 @@ pub struct Opts {
 pub enum Command {
     /// Start every act as its own process and run the same load against each, round by round.
     Compare(CompareOpts),
+    /// Soak every act in turn: many bursts, every joke verified, the server's memory before and
+    /// after. Bounded: it stops by itself after `--total` connections per act.
+    Soak(SoakOpts),
     /// Run one act's server in this process (what `compare` starts its children with).
     /// `--help` after the act's name is the act's own.
     #[command(hide = true, disable_help_flag = true)]
@@ -143,6 +148,35 @@ pub struct CompareOpts {
     /// Also draw the results as a bar chart into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub chart: Option<PathBuf>,
+
+    /// Limit on the connect, and then on the whole response (each, per connection).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+
+    /// Text for people, or one JSON object for tools.
+    #[arg(long, value_enum, default_value_t = OutputMode::Text)]
+    pub output: OutputMode,
+}
+
+/// Options of `soak`.
+#[derive(Debug, Clone, Args)]
+pub struct SoakOpts {
+    /// Connections per act, in all.
+    #[arg(long, default_value = "100000")]
+    pub total: NonZeroUsize,
+
+    /// Connections started at the same instant.
+    #[arg(long, default_value = "5000")]
+    pub burst: NonZeroUsize,
+
+    /// The acts to soak, comma-separated, as for `compare` [default: all].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = acts::parse_selection)]
+    pub acts: Vec<acts::Selection>,
+
+    /// The jokes file every server serves and every joke is checked against
+    /// [default: ./jokes.txt, else the workspace's own jokes.txt].
+    #[arg(long, value_name = "PATH")]
+    pub jokes: Option<PathBuf>,
 
     /// Limit on the connect, and then on the whole response (each, per connection).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -248,6 +282,7 @@ pub fn run(opts: Opts) -> ExitCode {
             return serve.act.serve(serve.args);
         }
         Some(Command::Compare(compare)) => run_compare(compare),
+        Some(Command::Soak(soak)) => run_soak(soak),
         None => run_load(opts.load),
     };
     match outcome {
@@ -347,17 +382,8 @@ struct LoadJson<'a> {
 fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
     warn_if_unoptimised();
     load::ensure_open_files(opts.conns.get());
-    let mut chosen: Vec<&'static ActEntry> = Vec::new();
-    for act in opts.acts.into_iter().flat_map(|selection| selection.0) {
-        if !chosen.iter().any(|c| std::ptr::eq(*c, act)) {
-            chosen.push(act);
-        }
-    }
-    if chosen.is_empty() {
-        chosen = ACTS.iter().collect();
-    }
     let settings = CompareSettings {
-        acts: chosen,
+        acts: chosen_acts(opts.acts),
         conns: opts.conns.get(),
         rounds: opts.rounds.get(),
         timeout: opts.timeout,
@@ -378,6 +404,42 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
         eprintln!("bench-client: chart written to {}", path.display());
     }
     Ok(report.all_ok())
+}
+
+/// `soak`. Returns whether every connection to every act succeeded and verified.
+fn run_soak(opts: SoakOpts) -> anyhow::Result<bool> {
+    warn_if_unoptimised();
+    load::ensure_open_files(opts.burst.get());
+    let settings = SoakSettings {
+        acts: chosen_acts(opts.acts),
+        total: opts.total.get(),
+        burst: opts.burst.get(),
+        timeout: opts.timeout,
+        jokes: opts.jokes.unwrap_or_else(compare::default_jokes),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(soak(&settings))?;
+    match opts.output {
+        OutputMode::Text => print!("{}", soak::soak_report_text(&report)),
+        OutputMode::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(report.all_ok())
+}
+
+/// The acts named by `--acts`, each once, in the order named; all of them when none is.
+fn chosen_acts(selections: Vec<acts::Selection>) -> Vec<&'static ActEntry> {
+    let mut chosen: Vec<&'static ActEntry> = Vec::new();
+    for act in selections.into_iter().flat_map(|selection| selection.0) {
+        if !chosen.iter().any(|c| std::ptr::eq(*c, act)) {
+            chosen.push(act);
+        }
+    }
+    if chosen.is_empty() {
+        chosen = ACTS.iter().collect();
+    }
+    chosen
 }
 
 /// The servers `compare` starts must not outlive it. When it returns or fails they are killed

@@ -128,6 +128,11 @@ impl ServerProcess {
         })
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stops the server the way an operator would (SIGTERM), waits for its clean exit, and
     /// reads the statistics it prints on the way out.
     pub async fn stop(mut self) -> ServerOutcome {

@@ -419,3 +419,55 @@ async fn compare_prints_one_table() {
         assert!(stderr.contains("debug build"), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn soak_verifies_every_joke_and_reads_the_servers_memory() {
+    let args = [
+        "soak",
+        "--total",
+        "300",
+        "--burst",
+        "100",
+        "--acts",
+        "act1,finale",
+    ];
+    let (code, json, stderr) = bench_client_json(&args).await;
+    assert_eq!(code, Some(0), "{json:#}\n{stderr}");
+    assert_eq!(json["total"], 300);
+    assert_eq!(json["burst"], 100);
+    let acts = json["acts"].as_array().unwrap();
+    let names: Vec<&str> = acts.iter().map(|a| a["act"].as_str().unwrap()).collect();
+    assert_eq!(names, ["act1-naive", "finale-cached"]);
+    for act in acts {
+        let name = &act["act"];
+        assert_eq!(count(&act["load"], "succeeded"), 300, "{name}");
+        assert_eq!(errors_total(&act["load"]["errors"]), 0, "{name}");
+        assert_eq!(
+            act["load"]["wall_ms"]["rounds"].as_array().unwrap().len(),
+            3
+        );
+        assert_eq!(count(&act["server"], "served"), 300, "{name}");
+        for key in ["rss_kib_idle", "rss_kib_after_first_burst", "rss_kib_end"] {
+            assert!(count(act, key) > 0, "{name}: {key}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_soak_with_a_bad_jokes_file_is_bad_input() {
+    let folder = tempfile::tempdir().unwrap();
+    let empty = folder.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let (code, _, stderr) = bench_client(&[
+        "soak",
+        "--total",
+        "10",
+        "--burst",
+        "10",
+        "--jokes",
+        empty.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("empty.txt"), "{stderr}");
+}
