@@ -65,6 +65,14 @@ async fn read_what_arrives(addr: SocketAddr) -> Arrived {
     }
 }
 
+/// Every joke of `file` in served form, as the bytes a client must receive.
+fn served_joke_bytes(file: &JokesFile) -> HashSet<Vec<u8>> {
+    file.served_jokes()
+        .into_iter()
+        .map(String::into_bytes)
+        .collect()
+}
+
 fn arg(text: &str) -> OsString {
     text.into()
 }
@@ -92,11 +100,7 @@ pub fn shutdown_under_load_never_cuts_a_joke(binary: &str) {
     let _one_at_a_time = crate::conformance::one_at_a_time();
     raise_open_files_limit(2 * SHUTDOWN_BURST as u64 + 256);
     let file = JokesFile::fixture();
-    let jokes: HashSet<Vec<u8>> = file
-        .served_jokes()
-        .into_iter()
-        .map(String::into_bytes)
-        .collect();
+    let jokes = served_joke_bytes(&file);
     // A slow disk keeps jokes in flight when the signal comes (Act I most of all, which reads
     // on its worker threads and so also accepts slowly).
     let mut args = server_args(&file);
@@ -176,11 +180,7 @@ pub fn shutdown_under_load_never_cuts_a_joke(binary: &str) {
 pub fn running_out_of_file_descriptors_backs_off_and_recovers(binary: &str) {
     let _one_at_a_time = crate::conformance::one_at_a_time();
     let file = JokesFile::fixture();
-    let jokes: HashSet<Vec<u8>> = file
-        .served_jokes()
-        .into_iter()
-        .map(String::into_bytes)
-        .collect();
+    let jokes = served_joke_bytes(&file);
     // bash lowers both the soft and the hard limit, so the server cannot raise it back, then
     // becomes the server (exec keeps the process id the test signals).
     let script = format!("ulimit -n {TIGHT_FILE_LIMIT} && exec \"$0\" \"$@\"");
