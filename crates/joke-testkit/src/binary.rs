@@ -9,6 +9,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rustix::process::{Pid, Signal, kill_process};
+
 /// How long a binary may take to say `listening on`, or to exit once asked to.
 pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -64,14 +66,13 @@ fn read_all_in_background(mut from: impl Read + Send + 'static) -> JoinHandle<St
     })
 }
 
-/// Sends `signal` (a name such as `TERM` or `KILL`) to process `pid` with kill(1).
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap_or_else(|error| panic!("running kill -{signal}: {error}"));
-    assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+/// Sends `signal` to process `pid` (through rustix, so no `unsafe` of ours and no kill(1)).
+fn send_signal(pid: u32, signal: Signal) {
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .unwrap_or_else(|| panic!("{pid} is not a process id"));
+    kill_process(target, signal).unwrap_or_else(|error| panic!("kill -{signal:?} {pid}: {error}"));
 }
 
 /// Waits up to [`PROCESS_TIMEOUT`] for an exit; past that, kills the process and panics.
@@ -83,7 +84,7 @@ fn wait_for_exit(
     match exit.recv_timeout(PROCESS_TIMEOUT) {
         Ok(status) => status.expect("waiting for the child"),
         Err(_) => {
-            send_signal(pid, "KILL");
+            send_signal(pid, Signal::KILL);
             panic!("{what}: the process did not exit within {PROCESS_TIMEOUT:?}; killed it");
         }
     }
@@ -135,7 +136,7 @@ impl RunningBinary {
                     panic!("{binary} exited ({status}) without listening; stderr:\n{stderr}");
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    send_signal(pid, "KILL");
+                    send_signal(pid, Signal::KILL);
                     panic!("{binary} did not say `listening on` within {PROCESS_TIMEOUT:?}");
                 }
             }
@@ -167,8 +168,8 @@ impl RunningBinary {
         }
     }
 
-    /// Sends `signal` (a name such as `HUP`) to the process.
-    pub fn signal(&self, signal: &str) {
+    /// Sends `signal` (such as `Signal::HUP`) to the process.
+    pub fn signal(&self, signal: Signal) {
         send_signal(self.pid, signal);
     }
 
@@ -179,7 +180,7 @@ impl RunningBinary {
 
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(self) -> Exited {
-        send_signal(self.pid, "TERM");
+        send_signal(self.pid, Signal::TERM);
         let status = wait_for_exit(self.pid, &self.exit, "after SIGTERM");
         Exited {
             code: status.code(),

@@ -266,7 +266,7 @@ pub fn sighup_reloads_the_jokes_file(binary: &str) {
     let addr = server.addr();
 
     rewrite_keeping_modification_time(file.path(), new, modified);
-    server.signal("HUP");
+    server.signal(rustix::process::Signal::HUP);
     server.wait_for_stderr("reloaded");
 
     let runtime = client_runtime();
