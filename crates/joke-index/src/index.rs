@@ -11,6 +11,7 @@ use crate::error::{IndexError, ReadError};
 use crate::scan::{self, JokeSpan, LongestLine, READ_BUFFER, ScanError};
 use crate::{Format, FormatChoice, served_form};
 
+// ANCHOR: fingerprint
 /// What identifies one version of a file cheaply: its length and modification time (and on
 /// Unix its inode, so that a file renamed over the old one is noticed even when both match).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,7 @@ pub struct Fingerprint {
     pub modified: Option<SystemTime>,
     pub inode: Option<u64>,
 }
+// ANCHOR_END: fingerprint
 
 impl Fingerprint {
     /// The fingerprint of the file `metadata` describes.

@@ -104,6 +104,7 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
     drop(jokes);
     tracing::info!("listening on {}", server.local_addr());
 
+    // ANCHOR: sighup
     let reload = server.reload_handle();
     let reload_on_hangup = tokio::spawn(async move {
         while hangup.recv().await.is_some() {
@@ -111,6 +112,7 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
             reload.reload().await;
         }
     });
+    // ANCHOR_END: sighup
     // ANCHOR: signals
     let shutdown = async move {
         tokio::select! {

@@ -114,6 +114,7 @@ pub enum LoadError {
     Settling { path: PathBuf },
 }
 
+// ANCHOR: line_limit
 /// The longest line a joke may have, in bytes (its line ending not counted).
 ///
 /// The streaming acts hand a joke over line by line, and Act VI's `LinesCodec` is built with
@@ -121,6 +122,7 @@ pub enum LoadError {
 /// to one is refused, keeping the last good version), so that no act ever meets a line it
 /// would handle differently from the others.
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
+// ANCHOR_END: line_limit
 
 /// Refuses an index whose file has a line longer than [`MAX_LINE_BYTES`].
 fn check_line_lengths(index: &Index) -> Result<(), LoadError> {
@@ -136,6 +138,7 @@ fn check_line_lengths(index: &Index) -> Result<(), LoadError> {
     Ok(())
 }
 
+// ANCHOR: settle_time
 /// How long a changed file must stay untouched before it is indexed.
 ///
 /// An editor that rewrites a file in place truncates it and then writes it, perhaps in several
@@ -156,6 +159,7 @@ fn has_settled(index: &Index) -> bool {
         },
     }
 }
+// ANCHOR_END: settle_time
 
 impl Jokes {
     /// Indexes the file (blocking) and lets `act` prepare its own state from it.

@@ -345,9 +345,11 @@ struct AcceptBackoff {
 }
 
 impl AcceptBackoff {
+    // ANCHOR: backoff_pauses
     const FIRST: Duration = Duration::from_millis(5);
     const LONGEST: Duration = Duration::from_secs(1);
     const QUIET: Duration = Duration::from_secs(5);
+    // ANCHOR_END: backoff_pauses
 
     // ANCHOR: backoff
     async fn failed(&mut self, error: &io::Error) {
@@ -376,11 +378,13 @@ impl AcceptBackoff {
     }
     // ANCHOR_END: backoff
 
+    // ANCHOR: backoff_recovered
     fn succeeded(&mut self) {
         if std::mem::take(&mut self.reported) {
             tracing::info!("accepting connections again");
         }
     }
+    // ANCHOR_END: backoff_recovered
 }
 
 /// The life of one connection: serve the joke (bounded by the write timeout), then close in

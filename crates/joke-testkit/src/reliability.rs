@@ -142,6 +142,7 @@ pub fn shutdown_under_load_never_cuts_a_joke(binary: &str) {
         all
     });
 
+    // ANCHOR: whole_or_nothing
     let (mut whole, mut nothing, mut cut) = (0u64, 0u64, Vec::new());
     for (n, arrived) in arrived.iter().enumerate() {
         if arrived.bytes.is_empty() {
@@ -172,6 +173,7 @@ pub fn shutdown_under_load_never_cuts_a_joke(binary: &str) {
         "the server's count differs from the clients'"
     );
     assert!(whole >= JOKES_BEFORE_SIGTERM as u64);
+    // ANCHOR_END: whole_or_nothing
 }
 
 /// With a tight open-files limit, a crowd of idle clients makes `accept` fail with EMFILE. The
@@ -181,12 +183,14 @@ pub fn running_out_of_file_descriptors_backs_off_and_recovers(binary: &str) {
     let _one_at_a_time = crate::conformance::one_at_a_time();
     let file = JokesFile::fixture();
     let jokes = served_joke_bytes(&file);
+    // ANCHOR: tight_limit
     // bash lowers both the soft and the hard limit, so the server cannot raise it back, then
     // becomes the server (exec keeps the process id the test signals).
     let script = format!("ulimit -n {TIGHT_FILE_LIMIT} && exec \"$0\" \"$@\"");
     let mut args = vec![arg("-c"), arg(&script), arg(binary)];
     args.extend(server_args(&file));
     let mut server = RunningBinary::start("bash", &crate::conformance::as_os_strs(&args));
+    // ANCHOR_END: tight_limit
     let addr = server.addr();
 
     let runtime = client_runtime();

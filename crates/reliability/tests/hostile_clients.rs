@@ -35,6 +35,7 @@ fn burst_is_served_beside_idle_clients<A: Act>(act: A) {
     let addr = server.addr();
 
     let runtime = client_runtime();
+    // ANCHOR: idle_beside_burst
     let idle = runtime.block_on(async {
         let idle = idle_clients(addr, IDLE).await;
         let burst = open_all_then_read(addr, BURST).await;
@@ -48,6 +49,7 @@ fn burst_is_served_beside_idle_clients<A: Act>(act: A) {
         assert_eq!(whole, BURST);
         idle
     });
+    // ANCHOR_END: idle_beside_burst
     drop(idle);
     let stats = server.stop();
     assert!(

@@ -72,6 +72,7 @@ fn all_versions() -> (Vec<String>, HashMap<String, usize>) {
     (texts, jokes)
 }
 
+// ANCHOR: edit
 /// One edit, in one of the ways files get changed.
 fn edit(path: &Path, text: &str, style: usize) {
     use std::io::Write;
@@ -100,6 +101,7 @@ fn edit(path: &Path, text: &str, style: usize) {
         }
     }
 }
+// ANCHOR_END: edit
 
 #[derive(Debug, Default)]
 struct Answers {
