@@ -191,6 +191,8 @@ impl<A: Act> Server<A> {
         // Every connection task is spawned through the tracker, so that shutdown can wait for
         // exactly those tasks to finish.
         let connections = TaskTracker::new();
+        // Cancelled if the grace period runs out, to cut the jokes still in flight.
+        let cut_off = CancellationToken::new();
 
         let watcher = tokio::spawn(watch_jokes_file(
             Arc::clone(&jokes),
@@ -209,7 +211,7 @@ impl<A: Act> Server<A> {
 
         // ANCHOR: run_until_shutdown
         tokio::select! {
-            () = accept_loop(&listener, &act, &jokes, &config, &stats, &connections) => {}
+            () = accept_loop(&listener, &act, &jokes, &config, &stats, &connections, &cut_off) => {}
             () = shutdown => {
                 tracing::info!("shutting down: no new connections, finishing jokes in flight");
             }
@@ -226,10 +228,14 @@ impl<A: Act> Server<A> {
             .is_err()
         {
             tracing::warn!(
-                "{} connections still open after the {:?} grace period; closing them",
+                "{} connections still open after the {:?} grace period; cutting them off",
                 connections.len(),
                 config.grace_period
             );
+            // Each of them resets its connection, so no client mistakes a cut joke for a
+            // whole one; then they are gone.
+            cut_off.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
         }
         let _ = watcher.await;
         if let Some(task) = udp_task {
@@ -280,6 +286,7 @@ async fn accept_loop<A: Act>(
     config: &Arc<Config>,
     stats: &Arc<Stats>,
     connections: &TaskTracker,
+    cut_off: &CancellationToken,
 ) {
     // The connection limit. A permit is taken *before* accepting, so at the limit we stop
     // calling accept and new connections wait in the kernel's backlog, rather than being
@@ -310,6 +317,7 @@ async fn accept_loop<A: Act>(
             Arc::clone(jokes),
             Arc::clone(config),
             Arc::clone(stats),
+            cut_off.clone(),
         );
         let instrumented = stats.instrument({
             let stats = Arc::clone(stats);
@@ -395,17 +403,24 @@ async fn serve_connection<A: Act>(
     jokes: Arc<Jokes>,
     config: Arc<Config>,
     stats: Arc<Stats>,
+    cut_off: CancellationToken,
 ) {
     // Streaming acts write a joke line by line. With Nagle's algorithm on, the second small
     // write would wait for the client's acknowledgement of the first, which a client may delay
     // by up to 40 ms. We want to measure the acts, not that interaction.
     // ANCHOR: serve_connection
     let _ = socket.set_nodelay(true);
-    let served = tokio::time::timeout(
-        config.write_timeout,
-        serve_with_fresh_index(&mut socket, &act, &jokes),
-    )
-    .await;
+    let served = tokio::select! {
+        served = tokio::time::timeout(
+            config.write_timeout,
+            serve_with_fresh_index(&mut socket, &act, &jokes),
+        ) => served,
+        // The shutdown's grace period is over: this joke will not be finished.
+        () = cut_off.cancelled() => {
+            tracing::debug!("cut off by the end of the shutdown grace period");
+            return abort(socket);
+        }
+    };
     match served {
         Ok(Ok(())) => stats.served(),
         Ok(Err(ServeError::Read(error))) => {
@@ -421,11 +436,21 @@ async fn serve_connection<A: Act>(
         Err(_elapsed) => {
             stats.write_timed_out();
             tracing::debug!("write timed out after {:?}", config.write_timeout);
-            return;
+            return abort(socket);
         }
     }
     close_politely(socket, config.drain_timeout, config.drain_limit).await;
     // ANCHOR_END: serve_connection
+}
+
+/// Ends a connection whose joke was cut short with a reset rather than the usual end-of-file.
+///
+/// RFC 865 sends no length: a client knows it has the whole joke because the stream ended
+/// cleanly. A clean end after half a joke would pass for a complete one; a reset says "this
+/// was cut". A zero linger makes close(2) send RST instead of FIN.
+fn abort(socket: TcpStream) {
+    let _ = socket.set_zero_linger();
+    drop(socket);
 }
 
 /// Serves one joke; if the file changed since the index was built, rebuilds the index and

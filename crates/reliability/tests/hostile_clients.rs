@@ -100,9 +100,48 @@ fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
     let stats = server.stop();
     assert_eq!(stats.write_timeouts, 1, "{stats:?}");
     assert_eq!(stats.served, 1, "{stats:?}");
-    // What the rude client can still read is a cut-off joke, never the whole of it.
+    // The rude client's connection ends in a reset, not a clean end-of-file: RFC 865 sends no
+    // length, so a clean end after part of a joke would pass for a whole one.
     let leftover = runtime.block_on(joke_testkit::client::read_to_end(&mut never_reads));
-    assert!(leftover.map_or(true, |bytes| bytes.len() < whole));
+    match leftover {
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
+        Ok(bytes) => panic!("a cut joke ended cleanly after {} bytes", bytes.len()),
+    }
+}
+
+/// When the shutdown's grace period runs out with a joke still being written, that
+/// connection is reset (never ended cleanly with part of a joke), and the server stops.
+#[test]
+fn a_joke_still_unfinished_after_the_grace_period_is_cut_with_a_reset() {
+    let line = "A joke that takes its time, because its reader takes even longer.\n";
+    let file = JokesFile::with_bytes(line.repeat(16 * 1024 * 1024 / line.len()));
+    let mut config = Config::new(file.path());
+    config.write_timeout = Duration::from_secs(600);
+    config.grace_period = Duration::from_millis(300);
+    let server = ServerUnderTest::start(act1_naive::Naive, config);
+    let addr = server.addr();
+
+    let runtime = client_runtime();
+    let mut never_reads = runtime.block_on(async {
+        let rude = tokio::net::TcpSocket::new_v4().expect("a socket");
+        rude.set_recv_buffer_size(4096).expect("setting SO_RCVBUF");
+        rude.connect(addr).await.expect("connecting")
+    });
+    // Wait until the server is surely writing to it: a polite client served means the
+    // connection before it was accepted and its task started.
+    runtime
+        .block_on(fetch_joke(addr))
+        .expect("a polite client is served");
+    let stats = server.stop();
+    assert_eq!(
+        stats.served, 1,
+        "only the polite client got its joke: {stats:?}"
+    );
+    let leftover = runtime.block_on(joke_testkit::client::read_to_end(&mut never_reads));
+    match leftover {
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
+        Ok(bytes) => panic!("a cut joke ended cleanly after {} bytes", bytes.len()),
+    }
 }
 
 /// With the connection limit reached by clients that never close, a new client waits in the
