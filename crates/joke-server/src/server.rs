@@ -448,10 +448,12 @@ async fn serve_connection<A: Act>(
 /// RFC 865 sends no length: a client knows it has the whole joke because the stream ended
 /// cleanly. A clean end after half a joke would pass for a complete one; a reset says "this
 /// was cut". A zero linger makes close(2) send RST instead of FIN.
+// ANCHOR: abort
 fn abort(socket: TcpStream) {
     let _ = socket.set_zero_linger();
     drop(socket);
 }
+// ANCHOR_END: abort
 
 /// Serves one joke; if the file changed since the index was built, rebuilds the index and
 /// tries again (nothing has been written when an act reports a read error).
