@@ -69,6 +69,15 @@ fn finale_burst_is_served_beside_1000_idle_clients() {
     burst_is_served_beside_idle_clients(finale_cached::Cached::default());
 }
 
+/// Reads what is left on `socket`: it must end in a reset, never in a clean end-of-file after
+/// part of a joke (RFC 865 sends no length, so a clean end would pass for a whole joke).
+fn assert_cut_with_a_reset(runtime: &tokio::runtime::Runtime, socket: &mut TcpStream) {
+    match runtime.block_on(joke_testkit::client::read_to_end(socket)) {
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
+        Ok(bytes) => panic!("a cut joke ended cleanly after {} bytes", bytes.len()),
+    }
+}
+
 /// A client that never reads a joke too big for the socket buffers holds its connection only
 /// until the write timeout; meanwhile and afterwards everyone else is served.
 #[test]
@@ -100,13 +109,8 @@ fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
     let stats = server.stop();
     assert_eq!(stats.write_timeouts, 1, "{stats:?}");
     assert_eq!(stats.served, 1, "{stats:?}");
-    // The rude client's connection ends in a reset, not a clean end-of-file: RFC 865 sends no
-    // length, so a clean end after part of a joke would pass for a whole one.
-    let leftover = runtime.block_on(joke_testkit::client::read_to_end(&mut never_reads));
-    match leftover {
-        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
-        Ok(bytes) => panic!("a cut joke ended cleanly after {} bytes", bytes.len()),
-    }
+    // The rude client's connection ends in a reset, not a clean end-of-file.
+    assert_cut_with_a_reset(&runtime, &mut never_reads);
 }
 
 /// When the shutdown's grace period runs out with a joke still being written, that
@@ -137,11 +141,7 @@ fn a_joke_still_unfinished_after_the_grace_period_is_cut_with_a_reset() {
         stats.served, 1,
         "only the polite client got its joke: {stats:?}"
     );
-    let leftover = runtime.block_on(joke_testkit::client::read_to_end(&mut never_reads));
-    match leftover {
-        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
-        Ok(bytes) => panic!("a cut joke ended cleanly after {} bytes", bytes.len()),
-    }
+    assert_cut_with_a_reset(&runtime, &mut never_reads);
 }
 
 /// With the connection limit reached by clients that never close, a new client waits in the
