@@ -102,7 +102,14 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
         jokes.path().display()
     );
     drop(jokes);
-    tracing::info!("listening on {}", server.local_addr());
+    let addr = server.local_addr();
+    tracing::info!("listening on {addr}");
+    // For the person who just typed `cargo run`: how to get a joke, and how to stop.
+    tracing::info!(
+        "try `nc {} {}`, or `cargo run --release -p bench-client -- --addr {addr}`; Ctrl-C stops",
+        addr.ip(),
+        addr.port()
+    );
 
     // ANCHOR: sighup
     let reload = server.reload_handle();
