@@ -321,10 +321,7 @@ fn run_load(opts: LoadOpts) -> anyhow::Result<bool> {
         verify,
     });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let tally = runtime.block_on(async {
+    let tally = client_runtime()?.block_on(async {
         let progress = progress_bar((conns * rounds) as u64);
         let mut tally = Tally::default();
         for round in 1..=rounds {
@@ -390,15 +387,8 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
         io_delay: opts.io_delay,
         jokes: opts.jokes.unwrap_or_else(compare::default_jokes),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime.block_on(compare(&settings))?;
-
-    match opts.output {
-        OutputMode::Text => print!("{}", text::compare_report(&report)),
-        OutputMode::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-    }
+    let report = client_runtime()?.block_on(compare(&settings))?;
+    print_report(opts.output, &report, text::compare_report)?;
     if let Some(path) = &opts.chart {
         chart::write_chart(path, &report)?;
         eprintln!("bench-client: chart written to {}", path.display());
@@ -417,15 +407,29 @@ fn run_soak(opts: SoakOpts) -> anyhow::Result<bool> {
         timeout: opts.timeout,
         jokes: opts.jokes.unwrap_or_else(compare::default_jokes),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime.block_on(soak(&settings))?;
-    match opts.output {
-        OutputMode::Text => print!("{}", soak::soak_report_text(&report)),
-        OutputMode::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-    }
+    let report = client_runtime()?.block_on(soak(&settings))?;
+    print_report(opts.output, &report, soak::soak_report_text)?;
     Ok(report.all_ok())
+}
+
+/// The client's runtime: multi-threaded, so the connections of a round are read in parallel.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Prints `report` as text for people (`text` formats it) or as one JSON object.
+fn print_report<R: Serialize>(
+    output: OutputMode,
+    report: &R,
+    text: impl Fn(&R) -> String,
+) -> anyhow::Result<()> {
+    match output {
+        OutputMode::Text => print!("{}", text(report)),
+        OutputMode::Json => println!("{}", serde_json::to_string_pretty(report)?),
+    }
+    Ok(())
 }
 
 /// The acts named by `--acts`, each once, in the order named; all of them when none is.
