@@ -75,16 +75,6 @@ impl CompareReport {
     }
 }
 
-/// `jokes.txt` in the current folder, else the workspace's own: what the servers would pick.
-pub fn default_jokes() -> PathBuf {
-    let here = PathBuf::from("jokes.txt");
-    if here.exists() {
-        here
-    } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../jokes.txt"))
-    }
-}
-
 // ANCHOR: compare
 /// Starts every act, loads them round by round, stops them, and gathers the numbers.
 ///

@@ -385,7 +385,7 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
         rounds: opts.rounds.get(),
         timeout: opts.timeout,
         io_delay: opts.io_delay,
-        jokes: opts.jokes.unwrap_or_else(compare::default_jokes),
+        jokes: opts.jokes.unwrap_or_else(joke_server::default_jokes_path),
     };
     let report = client_runtime()?.block_on(compare(&settings))?;
     print_report(opts.output, &report, text::compare_report)?;
@@ -405,7 +405,7 @@ fn run_soak(opts: SoakOpts) -> anyhow::Result<bool> {
         total: opts.total.get(),
         burst: opts.burst.get(),
         timeout: opts.timeout,
-        jokes: opts.jokes.unwrap_or_else(compare::default_jokes),
+        jokes: opts.jokes.unwrap_or_else(joke_server::default_jokes_path),
     };
     let report = client_runtime()?.block_on(soak(&settings))?;
     print_report(opts.output, &report, soak::soak_report_text)?;

@@ -53,20 +53,20 @@ impl ServerArgs {
     /// The jokes file to serve: `--jokes`, else `jokes.txt` in the current folder, else the
     /// workspace's own `jokes.txt` (so `cargo run -p act1-naive` works from anywhere in the repo).
     pub fn jokes_path(&self) -> PathBuf {
-        if let Some(path) = &self.jokes {
-            return path.clone();
-        }
-        let here = PathBuf::from("jokes.txt");
-        if here.exists() {
-            return here;
-        }
-        workspace_jokes()
+        self.jokes.clone().unwrap_or_else(default_jokes_path)
     }
 }
 
-/// The `jokes.txt` at the root of this workspace.
-pub fn workspace_jokes() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../jokes.txt"))
+/// The jokes file a server serves when `--jokes` is not given: `jokes.txt` in the current
+/// folder, else the workspace's own `jokes.txt`. Tools that start servers (`bench-client
+/// compare`) use it too, so they check jokes against the very file the servers read.
+pub fn default_jokes_path() -> PathBuf {
+    let here = PathBuf::from("jokes.txt");
+    if here.exists() {
+        here
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../jokes.txt"))
+    }
 }
 
 /// For acts with no options of their own.

@@ -34,7 +34,7 @@ mod lines;
 mod server;
 mod stats;
 
-pub use cli::{NoActArgs, ServerArgs};
+pub use cli::{NoActArgs, ServerArgs, default_jokes_path};
 pub use entry::{run_act, run_act_from, run_act_with};
 pub use jokes::{JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME};
 pub use lines::JokeLines;
