@@ -2,9 +2,9 @@
 // time with a stream combinator. It does not compile, and the error is the lesson.
 //
 // This file is not part of the crate. It is the body of a `compile_fail,E0507` doctest in
-// `src/lib.rs`, so `cargo test` checks that it keeps failing, and for that reason; and
-// `regenerate-compile-error.sh` compiles it alone to record rustc's message in
-// `compile-error.txt`.
+// `src/lib.rs`, so `cargo test` checks that it keeps failing; and
+// `tests/still_does_not_compile.rs` compiles it alone, checks that it fails for that reason,
+// and keeps rustc's message in `compile-error.txt` (`ACT3_REGENERATE=1` rewrites it).
 
 // ANCHOR: does_not_compile
 use futures::{StreamExt, stream};
