@@ -55,9 +55,7 @@ pub async fn read_joke(joke: &JokeToServe) -> Result<String, ReadError> {
         path: index.path().to_path_buf(),
         source,
     };
-    let changed = || ReadError::Changed {
-        path: index.path().to_path_buf(),
-    };
+    let changed = || ReadError::changed(index.path());
 
     // The simulated slow disk (`--io-delay`): a blocking sleep, so it goes where tokio::fs
     // does its work, on the blocking pool, before the open.

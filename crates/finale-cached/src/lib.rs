@@ -86,9 +86,7 @@ impl Cached {
 
 /// The joke was picked from an index the cache does not hold (any more).
 fn stale(joke: &JokeToServe) -> ReadError {
-    ReadError::Changed {
-        path: joke.index().path().to_path_buf(),
-    }
+    ReadError::changed(joke.index().path())
 }
 
 // ANCHOR: serve

@@ -5,9 +5,9 @@
 //! subcommand writes to the `out` and `err` it is given rather than to the process's own
 //! streams, so the unit tests below can run it and look at what it printed.
 //!
-//! Exit codes: 0 when all went well; 1 when `check` found something, or when something other
-//! than the input went wrong (writing the output, say); 2 for bad usage or unreadable or
-//! invalid input, always with a message that names the file.
+//! Exit codes ([`joke_index::exit_code`]): 0 when all went well; 1 when `check` found
+//! something, or when something other than the input went wrong (writing the output, say); 2
+//! for bad usage or unreadable or invalid input, always with a message that names the file.
 
 mod check;
 
@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use joke_index::exit_code::{BAD_INPUT, FAILURE, SUCCESS};
 use joke_index::strfile::{Strfile, StrfileError};
 use joke_index::{Format, FormatChoice, Index, IndexError, RFC865_LIMIT, ReadError};
 
@@ -74,13 +75,6 @@ pub struct Input {
     pub format: FormatChoice,
 }
 
-/// Exit code: all went well.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: `check` found something, or a failure that is not the input's fault.
-pub const EXIT_FINDINGS_OR_FAILURE: u8 = 1;
-/// Exit code: bad usage, or input that cannot be read or is not a valid jokes file.
-pub const EXIT_BAD_INPUT: u8 = 2;
-
 /// How a subcommand that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -98,11 +92,11 @@ pub struct BadUsage(String);
 /// code.
 pub fn run_and_report(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match run(cli, out, err) {
-        Ok(Outcome::Done) => EXIT_OK,
-        Ok(Outcome::Findings) => EXIT_FINDINGS_OR_FAILURE,
+        Ok(Outcome::Done) => SUCCESS,
+        Ok(Outcome::Findings) => FAILURE,
         // `joke-index dump big.txt | head` closes our stdout early: that is the reader saying
         // it has seen enough, not a failure worth a message.
-        Err(error) if is_broken_pipe(&error) => EXIT_OK,
+        Err(error) if is_broken_pipe(&error) => SUCCESS,
         Err(error) => {
             // If even stderr is gone there is nobody left to tell; the exit code still says it.
             let _ = writeln!(err, "joke-index: {error:#}");
@@ -141,11 +135,7 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
                 )
             })
     });
-    if blames_input {
-        EXIT_BAD_INPUT
-    } else {
-        EXIT_FINDINGS_OR_FAILURE
-    }
+    if blames_input { BAD_INPUT } else { FAILURE }
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -395,7 +385,7 @@ mod tests {
         let file = temp_file(b"one\n---\ntwo\n");
         let path = file.path().to_str().unwrap();
         let (code, out, err) = run_args(&["get", path, "2"]);
-        assert_eq!(code, EXIT_BAD_INPUT);
+        assert_eq!(code, BAD_INPUT);
         assert_eq!(out, "");
         assert!(err.contains(path), "{err}");
         assert!(err.contains("no joke 2 (the file has 2)"), "{err}");
@@ -413,7 +403,7 @@ mod tests {
     #[test]
     fn missing_file_is_exit_2_naming_it() {
         let (code, _, err) = run_args(&["stats", "/nonexistent/jokes.txt"]);
-        assert_eq!(code, EXIT_BAD_INPUT);
+        assert_eq!(code, BAD_INPUT);
         assert!(
             err.contains("/nonexistent/jokes.txt: no such file"),
             "{err}"
@@ -425,7 +415,7 @@ mod tests {
         let messy = temp_file(b"a\n---\n---\nb\n--->>> x <<<---\n");
         let path = messy.path().to_str().unwrap();
         let (code, out, _) = run_args(&["check", path]);
-        assert_eq!(code, EXIT_FINDINGS_OR_FAILURE);
+        assert_eq!(code, FAILURE);
         assert!(out.contains(&format!("{path}:3: empty record")), "{out}");
         assert!(out.contains(&format!("{path}:5: ")), "{out}");
 
@@ -440,7 +430,7 @@ mod tests {
         let file = temp_file(b"a\n%\nb\n");
         let path = file.path().to_str().unwrap();
         let (code, _, err) = run_args(&["dat", path, path]);
-        assert_eq!(code, EXIT_BAD_INPUT);
+        assert_eq!(code, BAD_INPUT);
         assert!(err.contains("refusing"), "{err}");
         assert_eq!(std::fs::read(file.path()).unwrap(), b"a\n%\nb\n");
     }
@@ -456,12 +446,12 @@ mod tests {
     #[test]
     fn output_failures_are_exit_1_and_broken_pipes_are_quiet() {
         let not_input = anyhow::Error::new(io::Error::other("disk full")).context("writing");
-        assert_eq!(exit_code_for(&not_input), EXIT_FINDINGS_OR_FAILURE);
+        assert_eq!(exit_code_for(&not_input), FAILURE);
         let write = anyhow::Error::new(StrfileError::Write {
             path: "x.dat".into(),
             source: io::Error::other("read-only"),
         });
-        assert_eq!(exit_code_for(&write), EXIT_FINDINGS_OR_FAILURE);
+        assert_eq!(exit_code_for(&write), FAILURE);
 
         struct ClosedPipe;
         impl Write for ClosedPipe {
@@ -476,7 +466,7 @@ mod tests {
         let cli =
             Cli::try_parse_from(["joke-index", "dump", file.path().to_str().unwrap()]).unwrap();
         let mut err = Vec::new();
-        assert_eq!(run_and_report(&cli, &mut ClosedPipe, &mut err), EXIT_OK);
+        assert_eq!(run_and_report(&cli, &mut ClosedPipe, &mut err), SUCCESS);
         assert!(err.is_empty());
     }
 }

@@ -84,6 +84,11 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// The file at `path` is not the one that was indexed any more ([`ReadError::Changed`]).
+    pub fn changed(path: impl Into<PathBuf>) -> Self {
+        ReadError::Changed { path: path.into() }
+    }
+
     /// True when a fresh index would help: the file changed under us, or it vanished.
     pub fn is_stale(&self) -> bool {
         match self {

@@ -155,9 +155,7 @@ impl Index {
         if Fingerprint::of(metadata) == self.fingerprint {
             Ok(())
         } else {
-            Err(ReadError::Changed {
-                path: self.path.clone(),
-            })
+            Err(ReadError::changed(&self.path))
         }
     }
 
@@ -246,9 +244,7 @@ impl Index {
     }
 
     fn changed(&self) -> ReadError {
-        ReadError::Changed {
-            path: self.path.clone(),
-        }
+        ReadError::changed(&self.path)
     }
 }
 

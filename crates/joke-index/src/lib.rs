@@ -36,6 +36,8 @@ pub mod strfile;
 #[cfg(any(test, feature = "invariants"))]
 pub mod invariants;
 
+pub mod exit_code;
+
 pub use error::{IndexError, ReadError};
 pub use index::{Fingerprint, Index, InvalidUtf8, jokes_in, spans_in};
 pub use scan::{JokeSpan, LineClass, LongestLine, classify_line};
@@ -65,7 +67,8 @@ impl std::fmt::Display for Format {
 }
 
 /// The format to read a file in: detected from its content, or forced.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum FormatChoice {
     /// Whichever separator the file uses more (`%` lines or dashed lines); dashed on a tie.
     #[default]
