@@ -8,12 +8,12 @@ use anyhow::Context;
 use joke_server::StatsSummary;
 use serde::Serialize;
 
-use crate::acts::{ActEntry, BASELINE, SeedRatio};
 use crate::load::{LoadPlan, run_round};
 use crate::servers::{ServerOutcome, ServerProcess};
 use crate::stats::{LoadReport, Tally};
 use crate::verify::JokeSet;
 use crate::{BadInput, progress_bar};
+use acts::{ActEntry, BASELINE, SeedRatio};
 
 /// What to compare, and how hard.
 #[derive(Debug, Clone)]

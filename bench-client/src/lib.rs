@@ -18,7 +18,6 @@
 //! Exit codes: 0 when every connection succeeded (and verified); 1 when any failed or something
 //! else went wrong; 2 for bad usage or a bad `--verify`/`--jokes` file.
 
-mod acts;
 mod chart;
 mod compare;
 mod load;
@@ -28,7 +27,6 @@ mod stats;
 mod text;
 mod verify;
 
-pub use acts::{ACTS, ActEntry, BASELINE, SeedRatio, Selection, select};
 pub use compare::{ActReport, CompareReport, CompareSettings, compare};
 pub use load::{
     ConnOutcome, ErrorKind, Failure, LoadPlan, MAX_RESPONSE, Round, Timings, run_round,
@@ -192,7 +190,7 @@ pub struct SoakOpts {
 pub struct ServeOpts {
     /// The act to run.
     #[arg(value_parser = acts::parse_act)]
-    pub act: &'static ActEntry,
+    pub act: &'static acts::ActEntry,
 
     /// The server's own options (`--addr`, `--io-delay`, ...), passed on untouched.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -279,7 +277,7 @@ pub fn run(opts: Opts) -> ExitCode {
         // process before we start anything of ours.
         Some(Command::Serve(serve)) => {
             die_with_parent();
-            return serve.act.serve(serve.args);
+            return serve.act.run(serve.args);
         }
         Some(Command::Compare(compare)) => run_compare(compare),
         Some(Command::Soak(soak)) => run_soak(soak),
@@ -433,15 +431,15 @@ fn print_report<R: Serialize>(
 }
 
 /// The acts named by `--acts`, each once, in the order named; all of them when none is.
-fn chosen_acts(selections: Vec<acts::Selection>) -> Vec<&'static ActEntry> {
-    let mut chosen: Vec<&'static ActEntry> = Vec::new();
+fn chosen_acts(selections: Vec<acts::Selection>) -> Vec<&'static acts::ActEntry> {
+    let mut chosen: Vec<&'static acts::ActEntry> = Vec::new();
     for act in selections.into_iter().flat_map(|selection| selection.0) {
         if !chosen.iter().any(|c| std::ptr::eq(*c, act)) {
             chosen.push(act);
         }
     }
     if chosen.is_empty() {
-        chosen = ACTS.iter().collect();
+        chosen = acts::available().collect();
     }
     chosen
 }

@@ -14,7 +14,7 @@ use tokio::process::{Child, ChildStderr, Command};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use crate::acts::ActEntry;
+use acts::ActEntry;
 
 /// How long a server may take from launch to `listening on`: indexing the jokes file is the
 /// slow part, and it takes milliseconds.

@@ -14,12 +14,12 @@ use anyhow::Context;
 use joke_server::StatsSummary;
 use serde::Serialize;
 
-use crate::acts::ActEntry;
 use crate::compare::load_jokes;
 use crate::load::{LoadPlan, run_round};
 use crate::progress_bar;
 use crate::servers::ServerProcess;
 use crate::stats::{LoadReport, Tally};
+use acts::ActEntry;
 
 /// What to soak, and how hard.
 #[derive(Debug, Clone)]

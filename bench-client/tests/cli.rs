@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use joke_server::{Config, Server, StatsSummary};
+use joke_server::{Config, StatsSummary};
+use joke_testkit::ServerUnderTest;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const BENCH_CLIENT: &str = env!("CARGO_BIN_EXE_bench-client");
 
@@ -57,29 +56,31 @@ async fn bench_client_json(args: &[&str]) -> (Option<i32>, Value, String) {
     (code, json, stderr)
 }
 
-/// Act I, started in this process on a free loopback port.
+/// Act I, served in this process by joke-testkit, on a runtime and thread of its own.
 struct InProcessAct {
     addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<StatsSummary>,
+    server: ServerUnderTest,
 }
 
 impl InProcessAct {
     async fn start() -> Self {
-        let server = Server::bind(act1_naive::Naive, Config::new(jokes_file()))
-            .await
-            .expect("act1 starts");
-        let addr = server.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
-        InProcessAct { addr, stop, server }
+        // Starting waits for the bind and stopping joins the server's thread: both block, so
+        // they run off this test's worker threads.
+        let server = tokio::task::spawn_blocking(|| {
+            ServerUnderTest::start(acts::make::act1_naive(), Config::new(jokes_file()))
+        })
+        .await
+        .expect("act1 starts");
+        InProcessAct {
+            addr: server.addr(),
+            server,
+        }
     }
 
     async fn stop(self) -> StatsSummary {
-        let _ = self.stop.send(());
-        self.server.await.expect("the server task ends")
+        tokio::task::spawn_blocking(move || self.server.stop())
+            .await
+            .expect("the server stops")
     }
 }
 
@@ -337,9 +338,9 @@ async fn compare_runs_every_act_and_draws_the_chart() {
     assert_eq!(json["rounds"], 2);
     let acts = json["acts"].as_array().unwrap();
     let names: Vec<&str> = acts.iter().map(|a| a["act"].as_str().unwrap()).collect();
-    let expected: Vec<&str> = bench_client::ACTS.iter().map(|a| a.name).collect();
+    let expected: Vec<&str> = acts::ACTS.iter().map(|a| a.name).collect();
     assert_eq!(names, expected, "every act, in story order");
-    let has_baseline = expected.contains(&bench_client::BASELINE);
+    let has_baseline = expected.contains(&acts::BASELINE);
     for act in acts {
         let name = &act["act"];
         let load = &act["load"];

@@ -58,21 +58,23 @@ pub struct Options {
 }
 // ANCHOR_END: options
 
-/// Reads each joke with the same blocking calls as Act I, but not on a worker thread's time.
+/// Reads each joke with the same blocking calls as Act I, but not on a worker thread's time:
+/// on the blocking pool through `spawn_blocking` (the default), or in place after handing the
+/// worker's other tasks away (`--mode block-in-place`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OffTheWorkers {
+pub struct SpawnBlocking {
     mode: Mode,
 }
 
-impl OffTheWorkers {
+impl SpawnBlocking {
     /// The act, reading the way `options.mode` says.
     pub fn new(options: Options) -> Self {
-        OffTheWorkers { mode: options.mode }
+        SpawnBlocking { mode: options.mode }
     }
 }
 
 // ANCHOR: serve
-impl Act for OffTheWorkers {
+impl Act for SpawnBlocking {
     async fn serve_joke(
         &self,
         joke: JokeToServe,

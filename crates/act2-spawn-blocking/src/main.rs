@@ -3,6 +3,6 @@
 fn main() -> std::process::ExitCode {
     joke_server::run_act_with(
         env!("CARGO_PKG_NAME"),
-        act2_spawn_blocking::OffTheWorkers::new,
+        act2_spawn_blocking::SpawnBlocking::new,
     )
 }

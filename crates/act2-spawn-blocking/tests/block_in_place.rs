@@ -1,11 +1,11 @@
 //! `--mode block-in-place`: the same conformance where it differs from the default mode.
 
-use act2_spawn_blocking::{Mode, OffTheWorkers, Options};
+use act2_spawn_blocking::{Mode, Options, SpawnBlocking};
 use joke_testkit::conformance::{self, IoPlacement};
 use joke_testkit::{JokesFile, RunningBinary, client_runtime, fetch_joke};
 
-fn block_in_place() -> OffTheWorkers {
-    OffTheWorkers::new(Options {
+fn block_in_place() -> SpawnBlocking {
+    SpawnBlocking::new(Options {
         mode: Mode::BlockInPlace,
     })
 }

@@ -96,10 +96,10 @@ where
 
 /// Writes each joke through `FramedWrite` and `LinesCodec`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Framed;
+pub struct FramedLines;
 
 // ANCHOR: serve
-impl Act for Framed {
+impl Act for FramedLines {
     async fn serve_joke(
         &self,
         joke: JokeToServe,

@@ -21,14 +21,14 @@ macro_rules! for_every_act {
         {
             let ($name, $act) = (
                 "act2-spawn-blocking",
-                act2_spawn_blocking::OffTheWorkers::default(),
+                act2_spawn_blocking::SpawnBlocking::default(),
             );
             $body
         }
         {
             let ($name, $act) = (
                 "act2-spawn-blocking --mode block-in-place",
-                act2_spawn_blocking::OffTheWorkers::new(act2_spawn_blocking::Options {
+                act2_spawn_blocking::SpawnBlocking::new(act2_spawn_blocking::Options {
                     mode: act2_spawn_blocking::Mode::BlockInPlace,
                 }),
             );
@@ -43,7 +43,7 @@ macro_rules! for_every_act {
             $body
         }
         {
-            let ($name, $act) = ("act6-framed", act6_framed::Framed);
+            let ($name, $act) = ("act6-framed", act6_framed::FramedLines);
             $body
         }
         {

@@ -238,7 +238,7 @@ fn act1_naive() {
 
 #[test]
 fn act2_spawn_blocking() {
-    let act = act2_spawn_blocking::OffTheWorkers::default();
+    let act = act2_spawn_blocking::SpawnBlocking::default();
     live_edits_never_tear_a_joke(act, WhileUnreadable::NothingToSend);
 }
 
@@ -257,7 +257,7 @@ fn act5_channel() {
 
 #[test]
 fn act6_framed() {
-    live_edits_never_tear_a_joke(act6_framed::Framed, WhileUnreadable::NothingToSend);
+    live_edits_never_tear_a_joke(act6_framed::FramedLines, WhileUnreadable::NothingToSend);
 }
 
 #[test]
