@@ -1,31 +1,38 @@
 //! The binary's refusals: each bad argument exits with status 2 and one line naming it. None of
 //! these needs FUSE (the paths are checked first), so they run in every `cargo test`.
 
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-fn slowfs(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slowfs"))
-        .args(args)
-        .output()
-        .expect("running slowfs")
-}
-
-fn stderr_line(output: &Output) -> String {
-    let text = String::from_utf8_lossy(&output.stderr).into_owned();
-    text.trim_end().to_string()
+/// Runs `slowfs MOUNTPOINT --backing BACKING` plus `extra`; returns the exit status and stderr.
+fn slowfs(mountpoint: &Path, backing: Option<&Path>, extra: &[&str]) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slowfs"));
+    command.arg(mountpoint);
+    if let Some(backing) = backing {
+        command.arg("--backing").arg(backing);
+    }
+    let output = command.args(extra).output().expect("running slowfs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), stderr.trim_end().to_string())
 }
 
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
-    use std::ffi::OsStr;
 
-    fn refused(args: &[&OsStr], expected: &[&str]) {
-        let output = slowfs(args);
-        let line = stderr_line(&output);
-        assert_eq!(output.status.code(), Some(2), "exit status; stderr: {line}");
-        for part in expected {
-            assert!(line.contains(part), "{part:?} missing from: {line}");
+    const DELAY: &[&str] = &["--delay", "2ms"];
+
+    /// Exit status 2 and exactly this one line.
+    fn refused_with(mountpoint: &Path, backing: &Path, line: String) {
+        assert_eq!(slowfs(mountpoint, Some(backing), DELAY), (Some(2), line));
+    }
+
+    /// Exit status 2 and a message containing each of `parts` (clap's wording is its own).
+    fn refused_naming(mountpoint: &Path, backing: Option<&Path>, extra: &[&str], parts: &[&str]) {
+        let (status, stderr) = slowfs(mountpoint, backing, extra);
+        assert_eq!(status, Some(2), "exit status; stderr: {stderr}");
+        for part in parts {
+            assert!(stderr.contains(part), "{part:?} missing from: {stderr}");
         }
     }
 
@@ -33,19 +40,8 @@ mod linux {
     fn missing_backing_dir_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("no-such-folder");
-        let output = slowfs(&[
-            dir.path().as_os_str(),
-            OsStr::new("--backing"),
-            missing.as_os_str(),
-            OsStr::new("--delay"),
-            OsStr::new("2ms"),
-        ]);
-        let line = stderr_line(&output);
-        assert_eq!(output.status.code(), Some(2), "stderr: {line}");
-        assert_eq!(
-            line,
-            format!("slowfs: --backing {}: does not exist", missing.display())
-        );
+        let line = format!("slowfs: --backing {}: does not exist", missing.display());
+        refused_with(dir.path(), &missing, line);
     }
 
     #[test]
@@ -53,16 +49,8 @@ mod linux {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("jokes.txt");
         std::fs::write(&file, "a joke\n").unwrap();
-        refused(
-            &[
-                dir.path().as_os_str(),
-                OsStr::new("--backing"),
-                file.as_os_str(),
-                OsStr::new("--delay"),
-                OsStr::new("2ms"),
-            ],
-            &["--backing", "not a directory"],
-        );
+        let line = format!("slowfs: --backing {}: not a directory", file.display());
+        refused_with(dir.path(), &file, line);
     }
 
     #[test]
@@ -70,67 +58,31 @@ mod linux {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plain-file");
         std::fs::write(&file, "x").unwrap();
-        let output = slowfs(&[
-            file.as_os_str(),
-            OsStr::new("--backing"),
-            dir.path().as_os_str(),
-            OsStr::new("--delay"),
-            OsStr::new("2ms"),
-        ]);
-        let line = stderr_line(&output);
-        assert_eq!(output.status.code(), Some(2), "stderr: {line}");
-        assert_eq!(
-            line,
-            format!("slowfs: MOUNTPOINT {}: not a directory", file.display())
-        );
+        let line = format!("slowfs: MOUNTPOINT {}: not a directory", file.display());
+        refused_with(&file, dir.path(), line);
     }
 
     #[test]
     fn missing_mountpoint_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nowhere");
-        refused(
-            &[
-                missing.as_os_str(),
-                OsStr::new("--backing"),
-                dir.path().as_os_str(),
-                OsStr::new("--delay"),
-                OsStr::new("2ms"),
-            ],
-            &["MOUNTPOINT", "does not exist"],
-        );
+        let line = format!("slowfs: MOUNTPOINT {}: does not exist", missing.display());
+        refused_with(&missing, dir.path(), line);
     }
 
     #[test]
     fn bad_delay_and_queue_depth_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().as_os_str();
-        refused(
-            &[
-                d,
-                OsStr::new("--backing"),
-                d,
-                OsStr::new("--delay"),
-                OsStr::new("fast"),
-            ],
-            &["--delay"],
-        );
-        refused(
-            &[
-                d,
-                OsStr::new("--backing"),
-                d,
-                OsStr::new("--delay"),
-                OsStr::new("2ms"),
-                OsStr::new("--queue-depth"),
-                OsStr::new("0"),
-            ],
+        let d = dir.path();
+        refused_naming(d, Some(d), &["--delay", "fast"], &["--delay"]);
+        let zero_depth = ["--delay", "2ms", "--queue-depth", "0"];
+        refused_naming(
+            d,
+            Some(d),
+            &zero_depth,
             &["--queue-depth", "between 1 and 1024"],
         );
-        refused(
-            &[d, OsStr::new("--delay"), OsStr::new("2ms")],
-            &["--backing"],
-        );
+        refused_naming(d, None, DELAY, &["--backing"]);
     }
 }
 
@@ -138,14 +90,7 @@ mod linux {
 #[test]
 fn other_systems_are_told_it_needs_linux() {
     let dir = std::env::temp_dir();
-    let d = dir.as_os_str();
-    let output = slowfs(&[
-        d,
-        std::ffi::OsStr::new("--backing"),
-        d,
-        std::ffi::OsStr::new("--delay"),
-        std::ffi::OsStr::new("2ms"),
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_line(&output).contains("needs Linux"));
+    let (status, stderr) = slowfs(&dir, Some(&dir), &["--delay", "2ms"]);
+    assert_eq!(status, Some(2));
+    assert!(stderr.contains("needs Linux"), "{stderr}");
 }
