@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use joke_server::StatsSummary;
+use joke_server::{StatsSummary, wire};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 use tokio::task::JoinHandle;
@@ -171,7 +171,7 @@ impl ServerProcess {
                 String::new()
             }
         };
-        let stats = match parse_stats(&stdout) {
+        let stats = match wire::parse_stats_output(&stdout) {
             Ok(stats) => Some(stats),
             Err(error) => {
                 problems.push(format!("{error:#}"));
@@ -200,7 +200,7 @@ async fn wait_for_address(
     tail: &Mutex<VecDeque<String>>,
 ) -> anyhow::Result<SocketAddr> {
     while let Some(line) = lines.next_line().await? {
-        if let Some(addr) = listening_address(&line) {
+        if let Some(addr) = wire::parse_ready_line(&line) {
             return Ok(addr);
         }
         remember(tail, line);
@@ -225,46 +225,6 @@ fn tail_text(tail: &Mutex<VecDeque<String>>) -> String {
         .collect::<String>()
 }
 
-/// The address in a log line such as
-/// `2025-01-01T00:00:00Z  INFO joke_server::entry: listening on 127.0.0.1:40123`, colours or not.
-pub fn listening_address(line: &str) -> Option<SocketAddr> {
-    let line = strip_ansi(line);
-    let (_, after) = line.split_once("listening on ")?;
-    after.split_whitespace().next()?.parse().ok()
-}
-
-/// Removes ANSI escape sequences (`ESC [ ... final-byte`), which a log line may carry for
-/// colours.
-pub fn strip_ansi(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                // Parameters and intermediates run until a final byte in '@'..='~'.
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
-}
-
-/// The statistics a server prints at shutdown: the last non-empty line of its stdout.
-pub fn parse_stats(stdout: &str) -> anyhow::Result<StatsSummary> {
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .context("it printed no statistics on stdout")?;
-    serde_json::from_str(line).with_context(|| format!("its statistics are not JSON: {line:?}"))
-}
-
 /// Sends SIGTERM through rustix, which wraps kill(2) safely (the workspace forbids `unsafe`).
 fn send_sigterm(child: &Child) -> std::io::Result<()> {
     let id = child
@@ -276,45 +236,4 @@ fn send_sigterm(child: &Child) -> std::io::Result<()> {
         .ok_or_else(|| std::io::Error::other(format!("{id} is not a process id")))?;
     rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_address_in_plain_and_coloured_logs() {
-        let plain =
-            "2025-06-01T10:00:00.123Z  INFO joke_server::entry: listening on 127.0.0.1:40123";
-        assert_eq!(
-            listening_address(plain),
-            Some("127.0.0.1:40123".parse().unwrap())
-        );
-        let coloured = "\u{1b}[2m2025-06-01\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[2mjoke_server::entry\u{1b}[0m\u{1b}[2m:\u{1b}[0m listening on [::1]:8080";
-        assert_eq!(
-            listening_address(coloured),
-            Some("[::1]:8080".parse().unwrap())
-        );
-        assert_eq!(listening_address("INFO act1-naive serving 358 jokes"), None);
-        assert_eq!(listening_address("listening on nowhere"), None);
-    }
-
-    #[test]
-    fn strips_escape_sequences_only() {
-        assert_eq!(strip_ansi("\u{1b}[1;31mred\u{1b}[0m plain"), "red plain");
-        assert_eq!(strip_ansi("no escapes [here]"), "no escapes [here]");
-    }
-
-    #[test]
-    fn statistics_are_the_last_json_line() {
-        let summary = StatsSummary {
-            served: 7,
-            slow_polls: 2,
-            ..StatsSummary::default()
-        };
-        let stdout = format!("\n{}\n\n", serde_json::to_string(&summary).unwrap());
-        assert_eq!(parse_stats(&stdout).unwrap(), summary);
-        assert!(parse_stats("").is_err());
-        assert!(parse_stats("not json\n").is_err());
-    }
 }

@@ -103,7 +103,7 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
     );
     drop(jokes);
     let addr = server.local_addr();
-    tracing::info!("listening on {addr}");
+    tracing::info!("{}", crate::wire::ready_line(addr));
     // For the person who just typed `cargo run`: how to get a joke, and how to stop.
     tracing::info!(
         "try `nc {} {}`, or `cargo run --release -p bench-client -- --addr {addr}`; Ctrl-C stops",
@@ -132,10 +132,7 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
     reload_on_hangup.abort();
     tracing::info!("{name}: {summary}");
     // One JSON line on stdout: the statistics, for `bench-client compare` and other tools.
-    match serde_json::to_string(&summary) {
-        Ok(json) => println!("{json}"),
-        Err(error) => tracing::error!("cannot print the statistics: {error}"),
-    }
+    println!("{}", crate::wire::stats_line(&summary));
     ExitCode::SUCCESS
 }
 

@@ -1,14 +1,16 @@
 //! The jokes file as the server sees it: the current index, swapped for a fresh one whenever
 //! the file changes.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use joke_index::{FormatChoice, Index, IndexError, ReadError};
+use tokio::task::JoinError;
 
-use crate::{Act, simulate_slow_disk};
+use crate::{Act, JokeLines, simulate_slow_disk};
 
 /// One joke, chosen for one connection: which joke, in which version of the index, and how
 /// slow the simulated disk is.
@@ -58,6 +60,33 @@ impl JokeToServe {
         self.index.read_joke_blocking(self.number)
     }
     // ANCHOR_END: read_blocking
+
+    /// Reads the joke on the blocking pool (after the `--io-delay` sleep, also there), then
+    /// hands out its lines one by one.
+    ///
+    /// The whole joke is read and checked *before* the first line is handed out, on purpose:
+    /// the index lets us read a joke in one seek and one read, and only a finished read can say
+    /// whether the file changed under us. A stream that yielded lines as they came off the disk
+    /// could yield three lines and then an error, and the client would get a torn joke.
+    // ANCHOR: read_lines_off_runtime
+    pub async fn read_lines_off_runtime(self) -> Result<JokeLines, ReadError> {
+        let reader = self.clone();
+        let text = tokio::task::spawn_blocking(move || reader.read_blocking())
+            .await
+            .map_err(|error| self.read_task_failed(error))??;
+        Ok(JokeLines::new(text))
+    }
+    // ANCHOR_END: read_lines_off_runtime
+
+    /// The read error to report when the blocking task that was reading this joke did not
+    /// finish: it panicked, or the runtime is shutting down. Nothing was read, so nothing may
+    /// be written.
+    pub fn read_task_failed(&self, error: JoinError) -> ReadError {
+        ReadError::Io {
+            path: self.index().path().to_path_buf(),
+            source: io::Error::other(format!("the blocking read did not finish: {error}")),
+        }
+    }
 }
 
 /// The jokes file a server serves from.

@@ -33,13 +33,14 @@ mod jokes;
 mod lines;
 mod server;
 mod stats;
+pub mod wire;
 
 pub use cli::{NoActArgs, ServerArgs, default_jokes_path};
 pub use entry::{run_act, run_act_from, run_act_with};
 pub use jokes::{JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME};
 pub use lines::JokeLines;
 pub use server::{Config, ReloadHandle, Server, StartError};
-pub use stats::{Stats, StatsSummary};
+pub use stats::{SLOW_POLL, Stats, StatsSummary};
 
 use std::future::Future;
 use std::io;

@@ -90,12 +90,6 @@ fn wait_for_exit(
     }
 }
 
-/// The address in a `listening on ADDR` log line.
-pub fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let (_, rest) = line.split_once("listening on ")?;
-    rest.split_whitespace().next()?.parse().ok()
-}
-
 impl RunningBinary {
     /// Starts `binary` with `args` (which should include `--addr 127.0.0.1:0`) and waits for
     /// its `listening on ADDR` line on stderr.
@@ -126,7 +120,7 @@ impl RunningBinary {
         let addr = loop {
             match lines_rx.recv_timeout(PROCESS_TIMEOUT) {
                 Ok(line) => {
-                    if let Some(addr) = listening_addr(&line) {
+                    if let Some(addr) = joke_server::wire::parse_ready_line(&line) {
                         break addr;
                     }
                 }
@@ -203,21 +197,5 @@ pub fn run_to_exit(binary: &str, args: &[&OsStr]) -> Exited {
         code: status.code(),
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_address_in_a_log_line() {
-        let line =
-            "2026-01-01T00:00:00.000000Z  INFO joke_server::entry: listening on 127.0.0.1:4242";
-        assert_eq!(
-            listening_addr(line),
-            Some(SocketAddr::from(([127, 0, 0, 1], 4242)))
-        );
-        assert_eq!(listening_addr("serving 7 jokes"), None);
     }
 }
