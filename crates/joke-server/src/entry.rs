@@ -121,10 +121,12 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
     });
     // ANCHOR_END: sighup
     // ANCHOR: signals
+    let parent_gone = parent_gone();
     let shutdown = async move {
         tokio::select! {
             _ = interrupt.recv() => tracing::info!("SIGINT received"),
             _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            () = parent_gone => tracing::info!("stdin closed: the supervisor is gone"),
         }
     };
     // ANCHOR_END: signals
@@ -134,6 +136,37 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
     // One JSON line on stdout: the statistics, for `bench-client compare` and other tools.
     println!("{}", crate::wire::stats_line(&summary));
     ExitCode::SUCCESS
+}
+
+/// Completes when stdin reaches end-of-file, if the environment asks for that with
+/// [`wire::STOP_ON_STDIN_EOF`](crate::wire::STOP_ON_STDIN_EOF); otherwise never.
+///
+/// A supervisor (`bench-client compare`, the tests) holds the other end of our stdin, and the
+/// kernel closes it when that process dies, by any means: this is how a server follows its
+/// supervisor's death. The reading happens on a plain thread of its own, not through
+/// `tokio::io::stdin`: that one reads on the blocking pool, and a read that never returns
+/// would keep the runtime from shutting down.
+fn parent_gone() -> impl std::future::Future<Output = ()> {
+    let (gone, gone_rx) = tokio::sync::oneshot::channel::<()>();
+    if std::env::var_os(crate::wire::STOP_ON_STDIN_EOF).is_some_and(|value| value == "1") {
+        let watcher = std::thread::Builder::new()
+            .name("stdin-watcher".into())
+            .spawn(move || {
+                // Whatever the supervisor might write is thrown away; only the end matters. A
+                // read error means there is nothing to watch any more: treated as the end.
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                let _ = gone.send(());
+            });
+        if let Err(error) = watcher {
+            tracing::warn!("cannot watch stdin for the supervisor's death: {error}");
+        }
+    }
+    async move {
+        // The sender dropped without sending: nothing is watched, so wait for a signal.
+        if gone_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Logs go to stderr; `RUST_LOG` chooses what (default: `info`).

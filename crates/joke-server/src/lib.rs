@@ -33,6 +33,8 @@ mod jokes;
 mod lines;
 mod server;
 mod stats;
+#[cfg(feature = "supervisor")]
+pub mod supervisor;
 pub mod wire;
 
 pub use cli::{NoActArgs, ServerArgs, default_jokes_path};

@@ -1,7 +1,7 @@
 //! The contract between a joke server and whoever runs it: two lines of text.
 //!
 //! A server tells the world two things, and tools (`bench-client compare`, the tests that start
-//! real binaries, [`crate::supervisor`]) rely on both. This module is the only place that writes
+//! real binaries, the `supervisor` module) rely on both. This module is the only place that writes
 //! them *and* the only place that reads them, so the two sides cannot drift apart.
 //!
 //! # The ready line (stderr)
@@ -35,11 +35,22 @@
 //! The counters are those of [`StatsSummary`], whose field documentation says the same. A new
 //! field may be added within version 1 (readers ignore fields they do not know); renaming or
 //! removing one, or changing its meaning, takes a new version.
+//!
+//! # Dying with the parent (environment)
+//!
+//! A server started with [`STOP_ON_STDIN_EOF`]`=1` shuts down, as on SIGTERM, when its stdin
+//! reaches end-of-file: the supervisor holds the other end, and the kernel closes it when the
+//! supervisor dies.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use crate::StatsSummary;
+
+/// The environment variable that asks a server to stop when its stdin reaches end-of-file, as on
+/// SIGTERM. The supervisor (feature `supervisor`) sets it to `1` and keeps the write end of the server's stdin,
+/// so the server follows its supervisor's death, however it dies (see the supervisor's docs).
+pub const STOP_ON_STDIN_EOF: &str = "JOKE_SERVER_STOP_ON_STDIN_EOF";
 
 /// The version of the statistics line this crate writes and reads.
 pub const STATS_VERSION: u32 = 1;
