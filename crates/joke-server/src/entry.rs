@@ -5,14 +5,10 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
+use joke_index::exit_code;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{Act, Config, NoActArgs, Server, ServerArgs};
-
-/// Exit code for bad usage or bad input found at start-up.
-const EXIT_BAD_INPUT: u8 = 2;
-/// Exit code for anything else that went wrong.
-const EXIT_FAILURE: u8 = 1;
 
 #[derive(Debug, Parser)]
 struct Cli<X: Args> {
@@ -63,7 +59,7 @@ pub fn run_act_from<X: Args, A: Act>(
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("{name}: error: cannot start the Tokio runtime: {error}");
-            return ExitCode::from(EXIT_FAILURE);
+            return ExitCode::from(exit_code::FAILURE);
         }
     };
     // ANCHOR_END: runtime
@@ -84,7 +80,7 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
         (Ok(i), Ok(t), Ok(h)) => (i, t, h),
         _ => {
             eprintln!("{name}: error: cannot install signal handlers");
-            return ExitCode::from(EXIT_FAILURE);
+            return ExitCode::from(exit_code::FAILURE);
         }
     };
 
@@ -92,7 +88,7 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
         Ok(server) => server,
         Err(error) => {
             eprintln!("{name}: error: {error}");
-            return ExitCode::from(EXIT_BAD_INPUT);
+            return ExitCode::from(exit_code::BAD_INPUT);
         }
     };
     let jokes = server.jokes().current();

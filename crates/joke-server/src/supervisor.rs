@@ -118,7 +118,9 @@ pub enum SuperviseError {
         timeout: Duration,
         stderr: String,
     },
-    #[error("{name} wrote no stderr line containing {needle:?} ({why}); its last log lines:\n{stderr}")]
+    #[error(
+        "{name} wrote no stderr line containing {needle:?} ({why}); its last log lines:\n{stderr}"
+    )]
     NoSuchLine {
         name: String,
         needle: String,
@@ -135,7 +137,10 @@ impl Launch {
             name: program.to_string_lossy().into_owned(),
             program,
             args: Vec::new(),
-            envs: vec![("RUST_LOG".into(), "info".into()), ("NO_COLOR".into(), "1".into())],
+            envs: vec![
+                ("RUST_LOG".into(), "info".into()),
+                ("NO_COLOR".into(), "1".into()),
+            ],
             ready_timeout: READY_TIMEOUT,
             stop_timeout: STOP_TIMEOUT,
             stderr_lines: STDERR_LINES,
@@ -267,7 +272,9 @@ impl Launch {
     pub async fn run_to_exit(self, limit: Duration) -> Result<Stopped, SuperviseError> {
         let mut running = self.spawn()?;
         match timeout(limit, running.child.wait()).await {
-            Ok(status) => Ok(running.finish(status.map_err(|e| e.to_string()), Vec::new()).await),
+            Ok(status) => Ok(running
+                .finish(status.map_err(|e| e.to_string()), Vec::new())
+                .await),
             Err(_elapsed) => {
                 let _ = running.child.kill().await;
                 Err(SuperviseError::ExitTimeout {
@@ -456,7 +463,11 @@ impl Supervised {
                     "still running {} after SIGTERM, killed",
                     humantime::format_duration(running.stop_timeout)
                 ));
-                running.child.wait().await.map_err(|error| error.to_string())
+                running
+                    .child
+                    .wait()
+                    .await
+                    .map_err(|error| error.to_string())
             }
         };
         running.finish(status, problems).await
@@ -606,7 +617,11 @@ mod tests {
         assert!(stopped.problems.is_empty(), "{:?}", stopped.problems);
         assert_eq!(stopped.code(), Some(0));
         assert_eq!(stopped.statistics().unwrap().served, 3);
-        assert!(stopped.stderr.ends_with("warming up\nbye\n"), "{}", stopped.stderr);
+        assert!(
+            stopped.stderr.ends_with("warming up\nbye\n"),
+            "{}",
+            stopped.stderr
+        );
     }
 
     #[tokio::test]
@@ -696,6 +711,9 @@ mod tests {
             .run_to_exit(Duration::from_millis(300))
             .await
             .unwrap_err();
-        assert!(matches!(error, SuperviseError::ExitTimeout { .. }), "{error}");
+        assert!(
+            matches!(error, SuperviseError::ExitTimeout { .. }),
+            "{error}"
+        );
     }
 }
