@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, Request,
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, Request,
 };
 
 use crate::Options;
@@ -170,11 +170,16 @@ fn read_at(file: &File, offset: u64, size: u32) -> std::io::Result<Vec<u8>> {
 
 impl fuser::Filesystem for SlowFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // The kernel limits "background" requests (readahead, asynchronous direct I/O) to
-        // max_background, 16 by default. Let it send at least as many as we can serve, so the
-        // queue depth is ours, not that default's.
-        let wanted = self.options.queue_depth.clamp(16, u16::MAX as usize) as u16;
-        let _ = config.set_max_background(wanted);
+        // Asynchronous reads (io_uring, AIO) travel as FUSE "background" requests, of which
+        // the kernel keeps at most max_background outstanding (16 by default) and makes the
+        // next submitter wait. A block device lets twice its queue depth wait (blk-mq's
+        // nr_requests); do the same, so the queue depth is ours rather than that default's.
+        let outstanding = (2 * self.options.queue_depth).clamp(16, u16::MAX as usize) as u16;
+        let _ = config.set_max_background(outstanding);
+        if self.options.async_reads {
+            // An older kernel without it still works, with synchronous reads only.
+            let _ = config.add_capabilities(InitFlags::FUSE_ASYNC_DIO);
+        }
         Ok(())
     }
 

@@ -58,6 +58,12 @@ pub struct Options {
     pub open_delay: Duration,
     /// How many requests are in service at once (1 ..= [`MAX_QUEUE_DEPTH`]).
     pub queue_depth: usize,
+    /// Whether the kernel may send us reads asynchronously (FUSE's `FUSE_ASYNC_DIO`), as it
+    /// would queue them to a real device. With it, an io_uring (or AIO) read is queued to us
+    /// and its submitter goes on; without it, FUSE makes the thread that submitted the io_uring
+    /// read wait inside `io_uring_enter` until we answer, one read at a time. Plain `read`
+    /// and `pread` calls wait for their answer either way. Default: on.
+    pub async_reads: bool,
 }
 
 impl Options {
@@ -67,6 +73,7 @@ impl Options {
             delay,
             open_delay: Duration::ZERO,
             queue_depth: DEFAULT_QUEUE_DEPTH,
+            async_reads: true,
         }
     }
 }

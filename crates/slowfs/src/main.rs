@@ -41,6 +41,11 @@ struct Args {
     /// The least time each open of a file takes (default: no delay)
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     open_delay: Duration,
+
+    /// Do not let the kernel send asynchronous reads (FUSE_ASYNC_DIO): then the thread that
+    /// submits an io_uring read waits inside io_uring_enter until slowfs answers
+    #[arg(long)]
+    no_async_reads: bool,
 }
 
 fn parse_queue_depth(text: &str) -> Result<usize, String> {
@@ -97,6 +102,7 @@ fn run(args: Args) -> ExitCode {
         delay: args.delay,
         open_delay: args.open_delay,
         queue_depth: args.queue_depth,
+        async_reads: !args.no_async_reads,
     };
     let guard = match slowfs::mount(&args.backing, &args.mountpoint, &options) {
         Ok(guard) => guard,
