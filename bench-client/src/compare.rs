@@ -17,61 +17,56 @@ use acts::{ActEntry, BASELINE, SeedRatio};
 
 /// What to compare, and how hard.
 #[derive(Debug, Clone)]
-pub struct CompareSettings {
-    pub acts: Vec<&'static ActEntry>,
-    pub conns: usize,
-    pub rounds: usize,
-    pub timeout: Duration,
-    pub io_delay: Duration,
-    pub jokes: PathBuf,
+pub(crate) struct CompareSettings {
+    pub(crate) acts: Vec<&'static ActEntry>,
+    pub(crate) conns: usize,
+    pub(crate) rounds: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) io_delay: Duration,
+    pub(crate) jokes: PathBuf,
 }
 
 /// The result of `compare`, as printed and as serialised. The keys are documented in
 /// `bench-client/README.md`.
 #[derive(Debug, Clone, Serialize)]
-pub struct CompareReport {
-    pub conns: usize,
-    pub rounds: usize,
-    pub io_delay_ms: f64,
-    pub timeout_ms: f64,
-    pub jokes: PathBuf,
+pub(crate) struct CompareReport {
+    pub(crate) conns: usize,
+    pub(crate) rounds: usize,
+    pub(crate) io_delay_ms: f64,
+    pub(crate) timeout_ms: f64,
+    pub(crate) jokes: PathBuf,
     /// Whether bench-client (and so every server) was built with optimisations.
-    pub optimized: bool,
+    pub(crate) optimized: bool,
     /// The act the ratios are taken against, when it was in the run.
-    pub baseline: Option<&'static str>,
-    pub acts: Vec<ActReport>,
+    pub(crate) baseline: Option<&'static str>,
+    pub(crate) acts: Vec<ActReport>,
 }
 
 /// One act's line of the table.
 #[derive(Debug, Clone, Serialize)]
-pub struct ActReport {
-    pub act: &'static str,
-    pub title: &'static str,
+pub(crate) struct ActReport {
+    pub(crate) act: &'static str,
+    pub(crate) title: &'static str,
     /// Its median wall time per round divided by the baseline's (`null` without a baseline).
-    pub ratio_to_baseline: Option<f64>,
+    pub(crate) ratio_to_baseline: Option<f64>,
     /// The same ratio as the seed article measured it in 2018.
-    pub seed_ratio_2018: SeedRatio,
+    pub(crate) seed_ratio_2018: SeedRatio,
     /// The load as the client saw it: the same keys as the load mode's JSON.
-    pub load: LoadReport,
+    pub(crate) load: LoadReport,
     /// The statistics the server printed at shutdown (`null` if it printed none).
-    pub server: Option<StatsSummary>,
-    pub server_exit_code: Option<i32>,
+    pub(crate) server: Option<StatsSummary>,
+    pub(crate) server_exit_code: Option<i32>,
     /// What went wrong with the server process, if anything.
-    pub server_problem: Option<String>,
+    pub(crate) server_problem: Option<String>,
 }
 
 impl CompareReport {
     /// True when every connection to every act succeeded and every server exited cleanly
     /// with its statistics.
-    pub fn all_ok(&self) -> bool {
+    pub(crate) fn all_ok(&self) -> bool {
         self.acts.iter().all(|act| {
             act.load.all_succeeded() && act.server_problem.is_none() && act.server.is_some()
         })
-    }
-
-    /// The row of the act called `name`.
-    pub fn act(&self, name: &str) -> Option<&ActReport> {
-        self.acts.iter().find(|act| act.act == name)
     }
 }
 
@@ -82,7 +77,7 @@ impl CompareReport {
 /// laptop that heats up and slows down, or a backup that starts in the middle, then costs every
 /// act alike instead of whichever happened to run last. The median over the rounds then
 /// discards the odd round that caught a hiccup.
-pub async fn compare(settings: &CompareSettings) -> anyhow::Result<CompareReport> {
+pub(crate) async fn compare(settings: &CompareSettings) -> anyhow::Result<CompareReport> {
     let jokes = std::path::absolute(&settings.jokes)
         .with_context(|| format!("resolving {}", settings.jokes.display()))?;
     let verify = Arc::new(load_jokes(&jokes).await?);

@@ -12,254 +12,48 @@
 //!   the server's own count of blocked worker threads beside the client's timings.
 //!
 //! The shape follows oha, a load generator people like: a thin `main`, and here a library with
-//! [`Opts`] (parsed by clap) and [`run`]. The output is text for people or JSON for tools
-//! (`--output json`; the keys are documented in `bench-client/README.md`).
+//! [`Opts`] (parsed by clap, declared in `cli.rs` with the options the modes share declared
+//! once) and [`run`]. Every result goes through one printer (`printer.rs`): text for people or
+//! JSON for tools (`--output json`; the keys are documented in `bench-client/README.md`). The
+//! acts `compare` and `soak` start come from the `acts` crate, the one list of them.
 //!
 //! Exit codes: 0 when every connection succeeded (and verified); 1 when any failed or something
 //! else went wrong; 2 for bad usage or a bad `--verify`/`--jokes` file.
 
-mod chart;
+// Everything but `Opts` and `run` is private: `unreachable_pub` keeps it that way.
+#![warn(unreachable_pub)]
+
+mod cli;
 mod compare;
 mod load;
+mod printer;
+// The servers `compare` and `soak` start, about to be replaced by the harness's supervisor.
+#[allow(unreachable_pub)]
 mod servers;
 mod soak;
 mod stats;
-mod text;
 mod verify;
 
-pub use compare::{ActReport, CompareReport, CompareSettings, compare};
-pub use load::{
-    ConnOutcome, ErrorKind, Failure, LoadPlan, MAX_RESPONSE, Round, Timings, run_round,
-};
-pub use soak::{SoakAct, SoakReport, SoakSettings, soak};
-pub use stats::{DurationTally, ErrorCounts, LoadReport, Percentiles, Tally, median};
-pub use verify::JokeSet;
+pub use cli::Opts;
 
-use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::num::NonZeroUsize;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
+use joke_index::exit_code;
 
-/// Exit code when some connection failed, or anything else went wrong at run time.
-const EXIT_FAILED: u8 = 1;
-/// Exit code for bad input found before the first connection (clap uses 2 for usage errors).
-const EXIT_BAD_INPUT: u8 = 2;
-
-/// The command line.
-#[derive(Debug, Parser)]
-#[command(
-    name = "bench-client",
-    version,
-    about = "Fires a burst of connections at a joke server (RFC 865), verifies every joke, and \
-             reports latency percentiles; `compare` does it for every act",
-    args_conflicts_with_subcommands = true
-)]
-pub struct Opts {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-
-    #[command(flatten)]
-    pub load: LoadOpts,
-}
-
-/// The subcommands. Without one, bench-client runs a load against `--addr`.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Start every act as its own process and run the same load against each, round by round.
-    Compare(CompareOpts),
-    /// Soak every act in turn: many bursts, every joke verified, the server's memory before and
-    /// after. Bounded: it stops by itself after `--total` connections per act.
-    Soak(SoakOpts),
-    /// Run one act's server in this process (what `compare` starts its children with).
-    /// `--help` after the act's name is the act's own.
-    #[command(hide = true, disable_help_flag = true)]
-    Serve(ServeOpts),
-}
-
-/// Options of the load mode.
-#[derive(Debug, Clone, Args)]
-pub struct LoadOpts {
-    /// The server to load (a name such as localhost:12345 is resolved once, first address).
-    #[arg(long, default_value = "127.0.0.1:12345", value_parser = parse_addr)]
-    pub addr: SocketAddr,
-
-    /// Connections started at the same instant, in each round.
-    #[arg(long, default_value = "1000")]
-    pub conns: NonZeroUsize,
-
-    /// Rounds to run, one after the other; the report gives the median wall time per round.
-    #[arg(long, default_value = "1")]
-    pub rounds: NonZeroUsize,
-
-    /// Limit on the connect, and then on the whole response (each, per connection).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
-
-    /// Check that every response is exactly one joke of this jokes file (served form).
-    #[arg(long, value_name = "PATH")]
-    pub verify: Option<PathBuf>,
-
-    /// Send these bytes before reading, as a chatty client would; RFC 865 servers discard them.
-    /// Escapes: \n \r \t \0 \\ \xNN.
-    #[arg(long, value_name = "BYTES")]
-    pub send: Option<SendBytes>,
-
-    /// Text for people, or one JSON object for tools.
-    #[arg(long, value_enum, default_value_t = OutputMode::Text)]
-    pub output: OutputMode,
-}
-
-/// Options of `compare`.
-#[derive(Debug, Clone, Args)]
-pub struct CompareOpts {
-    /// Connections started at the same instant, per act and round.
-    #[arg(long, default_value = "1000")]
-    pub conns: NonZeroUsize,
-
-    /// Rounds; each round loads every act once, one act after the other.
-    #[arg(long, default_value = "10")]
-    pub rounds: NonZeroUsize,
-
-    /// Passed to every server: a blocking sleep wherever the act reads the jokes file.
-    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
-    pub io_delay: Duration,
-
-    /// The acts to run, comma-separated: full names, or prefixes such as act1, act2 (both of
-    /// its modes), finale [default: all].
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = acts::parse_selection)]
-    pub acts: Vec<acts::Selection>,
-
-    /// The jokes file every server serves and every joke is checked against
-    /// [default: ./jokes.txt, else the workspace's own jokes.txt].
-    #[arg(long, value_name = "PATH")]
-    pub jokes: Option<PathBuf>,
-
-    /// Also draw the results as a bar chart into this SVG file.
-    #[arg(long, value_name = "FILE.svg")]
-    pub chart: Option<PathBuf>,
-
-    /// Limit on the connect, and then on the whole response (each, per connection).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
-
-    /// Text for people, or one JSON object for tools.
-    #[arg(long, value_enum, default_value_t = OutputMode::Text)]
-    pub output: OutputMode,
-}
-
-/// Options of `soak`.
-#[derive(Debug, Clone, Args)]
-pub struct SoakOpts {
-    /// Connections per act, in all.
-    #[arg(long, default_value = "100000")]
-    pub total: NonZeroUsize,
-
-    /// Connections started at the same instant.
-    #[arg(long, default_value = "5000")]
-    pub burst: NonZeroUsize,
-
-    /// The acts to soak, comma-separated, as for `compare` [default: all].
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = acts::parse_selection)]
-    pub acts: Vec<acts::Selection>,
-
-    /// The jokes file every server serves and every joke is checked against
-    /// [default: ./jokes.txt, else the workspace's own jokes.txt].
-    #[arg(long, value_name = "PATH")]
-    pub jokes: Option<PathBuf>,
-
-    /// Limit on the connect, and then on the whole response (each, per connection).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
-
-    /// Text for people, or one JSON object for tools.
-    #[arg(long, value_enum, default_value_t = OutputMode::Text)]
-    pub output: OutputMode,
-}
-
-/// Options of the hidden `serve` subcommand.
-#[derive(Debug, Clone, Args)]
-pub struct ServeOpts {
-    /// The act to run.
-    #[arg(value_parser = acts::parse_act)]
-    pub act: &'static acts::ActEntry,
-
-    /// The server's own options (`--addr`, `--io-delay`, ...), passed on untouched.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<OsString>,
-}
-
-/// How results are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputMode {
-    /// A summary for people, coloured on a terminal.
-    Text,
-    /// One JSON object with stable keys (see bench-client/README.md).
-    Json,
-}
-
-/// The bytes of `--send`, with escapes decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendBytes(pub Vec<u8>);
-
-impl FromStr for SendBytes {
-    type Err = String;
-
-    /// Decodes `\n`, `\r`, `\t`, `\0`, `\\` and `\xNN`; every other character stands for its
-    /// UTF-8 bytes. A shell makes a real newline awkward to type, hence the escapes.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let mut bytes = Vec::with_capacity(text.len());
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                let mut buffer = [0; 4];
-                bytes.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
-                continue;
-            }
-            match chars.next() {
-                Some('n') => bytes.push(b'\n'),
-                Some('r') => bytes.push(b'\r'),
-                Some('t') => bytes.push(b'\t'),
-                Some('0') => bytes.push(0),
-                Some('\\') => bytes.push(b'\\'),
-                Some('x') => {
-                    let hex: String = chars.by_ref().take(2).collect();
-                    let byte = (hex.len() == 2)
-                        .then(|| u8::from_str_radix(&hex, 16).ok())
-                        .flatten()
-                        .ok_or_else(|| format!("\\x needs two hex digits, not {hex:?}"))?;
-                    bytes.push(byte);
-                }
-                Some(other) => return Err(format!("unknown escape \\{other}")),
-                None => return Err("a lone \\ at the end".into()),
-            }
-        }
-        Ok(SendBytes(bytes))
-    }
-}
-
-/// Resolves `--addr`: an IP address and port, or a name and port.
-fn parse_addr(text: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = text.parse() {
-        return Ok(addr);
-    }
-    text.to_socket_addrs()
-        .map_err(|error| format!("cannot resolve {text:?}: {error}"))?
-        .next()
-        .ok_or_else(|| format!("{text:?} resolves to no address"))
-}
+use crate::cli::{Command, CompareOpts, LoadOpts, SoakOpts};
+use crate::compare::{CompareSettings, compare};
+use crate::load::{LoadPlan, run_round};
+use crate::printer::{LoadRun, Report};
+use crate::soak::{SoakSettings, soak};
+use crate::stats::Tally;
+use crate::verify::JokeSet;
 
 /// Bad input found before any connection (an unreadable `--verify` file, say): exit code 2.
 #[derive(Debug)]
-pub struct BadInput(pub String);
+struct BadInput(String);
 
 impl std::fmt::Display for BadInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -285,13 +79,13 @@ pub fn run(opts: Opts) -> ExitCode {
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(EXIT_FAILED),
+        Ok(false) => ExitCode::from(exit_code::FAILURE),
         Err(error) => {
             eprintln!("bench-client: error: {error:#}");
             if error.is::<BadInput>() {
-                ExitCode::from(EXIT_BAD_INPUT)
+                ExitCode::from(exit_code::BAD_INPUT)
             } else {
-                ExitCode::from(EXIT_FAILED)
+                ExitCode::from(exit_code::FAILURE)
             }
         }
     }
@@ -314,7 +108,7 @@ fn run_load(opts: LoadOpts) -> anyhow::Result<bool> {
     let plan = Arc::new(LoadPlan {
         addr: opts.addr,
         conns,
-        timeout: opts.timeout,
+        timeout: opts.shared.timeout,
         send: Arc::from(send),
         verify,
     });
@@ -331,46 +125,18 @@ fn run_load(opts: LoadOpts) -> anyhow::Result<bool> {
     });
     let report = tally.report();
 
-    match opts.output {
-        OutputMode::Text => {
-            let heading = text::LoadHeading {
-                addr: opts.addr.to_string(),
-                conns,
-                rounds,
-                verify: opts.verify.as_ref().map(|p| p.display().to_string()),
-                send_bytes: plan.send.len(),
-            };
-            print!("{}", text::load_report(&heading, &report));
-        }
-        OutputMode::Json => {
-            let json = LoadJson {
-                addr: opts.addr,
-                conns,
-                rounds,
-                timeout_ms: opts.timeout.as_secs_f64() * 1e3,
-                verify: opts.verify.clone(),
-                send_bytes: plan.send.len(),
-                optimized: !cfg!(debug_assertions),
-                report: &report,
-            };
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        }
-    }
+    let run = LoadRun {
+        addr: opts.addr,
+        conns,
+        rounds,
+        timeout_ms: opts.shared.timeout.as_secs_f64() * 1e3,
+        verify: opts.verify.clone(),
+        send_bytes: plan.send.len(),
+        optimized: !cfg!(debug_assertions),
+        report: &report,
+    };
+    printer::print(opts.shared.output, Report::Load(&run))?;
     Ok(report.all_succeeded())
-}
-
-/// The JSON of the load mode: what was asked, then the report's keys.
-#[derive(Debug, Serialize)]
-struct LoadJson<'a> {
-    addr: SocketAddr,
-    conns: usize,
-    rounds: usize,
-    timeout_ms: f64,
-    verify: Option<PathBuf>,
-    send_bytes: usize,
-    optimized: bool,
-    #[serde(flatten)]
-    report: &'a LoadReport,
 }
 
 /// `compare`. Returns whether every act served every connection and exited cleanly.
@@ -378,17 +144,17 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
     warn_if_unoptimised();
     load::ensure_open_files(opts.conns.get());
     let settings = CompareSettings {
-        acts: chosen_acts(opts.acts),
+        acts: opts.acts.chosen(),
         conns: opts.conns.get(),
         rounds: opts.rounds.get(),
-        timeout: opts.timeout,
+        timeout: opts.shared.timeout,
         io_delay: opts.io_delay,
-        jokes: opts.jokes.unwrap_or_else(joke_server::default_jokes_path),
+        jokes: opts.acts.jokes_path(),
     };
     let report = client_runtime()?.block_on(compare(&settings))?;
-    print_report(opts.output, &report, text::compare_report)?;
+    printer::print(opts.shared.output, Report::Compare(&report))?;
     if let Some(path) = &opts.chart {
-        chart::write_chart(path, &report)?;
+        printer::write_chart(path, &report)?;
         eprintln!("bench-client: chart written to {}", path.display());
     }
     Ok(report.all_ok())
@@ -399,14 +165,14 @@ fn run_soak(opts: SoakOpts) -> anyhow::Result<bool> {
     warn_if_unoptimised();
     load::ensure_open_files(opts.burst.get());
     let settings = SoakSettings {
-        acts: chosen_acts(opts.acts),
+        acts: opts.acts.chosen(),
         total: opts.total.get(),
         burst: opts.burst.get(),
-        timeout: opts.timeout,
-        jokes: opts.jokes.unwrap_or_else(joke_server::default_jokes_path),
+        timeout: opts.shared.timeout,
+        jokes: opts.acts.jokes_path(),
     };
     let report = client_runtime()?.block_on(soak(&settings))?;
-    print_report(opts.output, &report, soak::soak_report_text)?;
+    printer::print(opts.shared.output, Report::Soak(&report))?;
     Ok(report.all_ok())
 }
 
@@ -415,33 +181,6 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-/// Prints `report` as text for people (`text` formats it) or as one JSON object.
-fn print_report<R: Serialize>(
-    output: OutputMode,
-    report: &R,
-    text: impl Fn(&R) -> String,
-) -> anyhow::Result<()> {
-    match output {
-        OutputMode::Text => print!("{}", text(report)),
-        OutputMode::Json => println!("{}", serde_json::to_string_pretty(report)?),
-    }
-    Ok(())
-}
-
-/// The acts named by `--acts`, each once, in the order named; all of them when none is.
-fn chosen_acts(selections: Vec<acts::Selection>) -> Vec<&'static acts::ActEntry> {
-    let mut chosen: Vec<&'static acts::ActEntry> = Vec::new();
-    for act in selections.into_iter().flat_map(|selection| selection.0) {
-        if !chosen.iter().any(|c| std::ptr::eq(*c, act)) {
-            chosen.push(act);
-        }
-    }
-    if chosen.is_empty() {
-        chosen = acts::available().collect();
-    }
-    chosen
 }
 
 /// The servers `compare` starts must not outlive it. When it returns or fails they are killed
@@ -470,7 +209,7 @@ fn warn_if_unoptimised() {
 
 /// A progress bar on stderr, drawn only when stderr is a terminal: in a pipe or a log file it
 /// would only be noise.
-pub(crate) fn progress_bar(total: u64) -> ProgressBar {
+fn progress_bar(total: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -483,45 +222,4 @@ pub(crate) fn progress_bar(total: u64) -> ProgressBar {
         bar.set_style(style);
     }
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn send_bytes_decode_escapes() {
-        let decode = |s: &str| s.parse::<SendBytes>().map(|b| b.0);
-        assert_eq!(decode("hi\\r\\n").unwrap(), b"hi\r\n");
-        assert_eq!(decode("a\\tb\\\\c\\0").unwrap(), b"a\tb\\c\0");
-        assert_eq!(decode("\\x41\\xff").unwrap(), [0x41, 0xff]);
-        assert_eq!(decode("é").unwrap(), "é".as_bytes());
-        assert!(decode("\\x4").is_err());
-        assert!(decode("\\q").is_err());
-        assert!(decode("end\\").is_err());
-    }
-
-    #[test]
-    fn the_command_line_parses() {
-        use clap::CommandFactory;
-        Opts::command().debug_assert();
-        let opts = Opts::parse_from(["bench-client", "compare", "--acts", "act1,act1-naive"]);
-        match opts.command {
-            Some(Command::Compare(compare)) => assert_eq!(compare.acts.len(), 2),
-            other => panic!("{other:?}"),
-        }
-        let opts = Opts::parse_from(["bench-client", "serve", "act1-naive", "--addr", "x"]);
-        match opts.command {
-            Some(Command::Serve(serve)) => assert_eq!(serve.args, ["--addr", "x"]),
-            other => panic!("{other:?}"),
-        }
-        // The act's own --help, not ours.
-        let opts = Opts::parse_from(["bench-client", "serve", "act1-naive", "--help"]);
-        match opts.command {
-            Some(Command::Serve(serve)) => assert_eq!(serve.args, ["--help"]),
-            other => panic!("{other:?}"),
-        }
-        assert!(Opts::try_parse_from(["bench-client", "--conns", "0"]).is_err());
-        assert!(Opts::try_parse_from(["bench-client", "--conns", "5", "compare"]).is_err());
-    }
 }

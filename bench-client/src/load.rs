@@ -17,25 +17,25 @@ use crate::verify::JokeSet;
 /// A response longer than this is not a joke (RFC 865 asks for under 512 characters; ours are
 /// a few hundred bytes). Reading stops there, so a server that streams forever cannot fill our
 /// memory before `--timeout` ends it.
-pub const MAX_RESPONSE: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE: usize = 64 * 1024;
 
 /// What to do in one round: where, how many connections, and what counts as success.
 #[derive(Debug, Clone)]
-pub struct LoadPlan {
-    pub addr: SocketAddr,
-    pub conns: usize,
+pub(crate) struct LoadPlan {
+    pub(crate) addr: SocketAddr,
+    pub(crate) conns: usize,
     /// How long the connect may take, and then how long the whole response may take.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Bytes to send before reading (`--send`); empty for none.
-    pub send: Arc<[u8]>,
+    pub(crate) send: Arc<[u8]>,
     /// The jokes a response must be one of (`--verify`); without it, any non-empty response is
     /// a success.
-    pub verify: Option<Arc<JokeSet>>,
+    pub(crate) verify: Option<Arc<JokeSet>>,
 }
 
 /// Why a connection failed. The names are the keys of `errors` in the JSON output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// Nobody listening: the kernel answered the SYN with a reset.
     Refused,
     /// The connection was reset (or aborted) after it was established.
@@ -50,7 +50,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order they are printed.
-    pub const ALL: [ErrorKind; 5] = [
+    pub(crate) const ALL: [ErrorKind; 5] = [
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -59,7 +59,7 @@ impl ErrorKind {
     ];
 
     /// The kind's name in the output.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ErrorKind::Refused => "refused",
             ErrorKind::Reset => "reset",
@@ -70,7 +70,7 @@ impl ErrorKind {
     }
 
     /// The kind of an I/O error from the socket.
-    pub fn of(error: &io::Error) -> ErrorKind {
+    pub(crate) fn of(error: &io::Error) -> ErrorKind {
         match error.kind() {
             io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
             io::ErrorKind::ConnectionReset
@@ -85,33 +85,33 @@ impl ErrorKind {
 /// How long the phases of one successful connection took, each from the moment it started
 /// connecting.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Timings {
-    pub connect: Duration,
-    pub first_byte: Duration,
+pub(crate) struct Timings {
+    pub(crate) connect: Duration,
+    pub(crate) first_byte: Duration,
     /// Until the server closed the connection (end-of-stream).
-    pub total: Duration,
+    pub(crate) total: Duration,
 }
 
 /// Why one connection failed, with a message for the reader.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    pub kind: ErrorKind,
-    pub detail: String,
+pub(crate) struct Failure {
+    pub(crate) kind: ErrorKind,
+    pub(crate) detail: String,
 }
 
 /// What happened to one connection.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConnOutcome {
-    pub result: Result<Timings, Failure>,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
+pub(crate) struct ConnOutcome {
+    pub(crate) result: Result<Timings, Failure>,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_sent: u64,
 }
 
 /// One round: its wall time and the outcome of each of its connections.
 #[derive(Debug, Clone)]
-pub struct Round {
-    pub wall: Duration,
-    pub outcomes: Vec<ConnOutcome>,
+pub(crate) struct Round {
+    pub(crate) wall: Duration,
+    pub(crate) outcomes: Vec<ConnOutcome>,
 }
 
 // ANCHOR: round
@@ -123,7 +123,7 @@ pub struct Round {
 /// opens once every task is spawned and waiting; then they all connect together, as the burst
 /// of the seed article meant to. The wall clock starts when the barrier opens and stops when
 /// the last connection ends.
-pub async fn run_round(plan: &Arc<LoadPlan>, progress: &ProgressBar) -> Round {
+pub(crate) async fn run_round(plan: &Arc<LoadPlan>, progress: &ProgressBar) -> Round {
     let start_line = Arc::new(Barrier::new(plan.conns + 1));
     let mut connections = JoinSet::new();
     for _ in 0..plan.conns {
@@ -240,7 +240,7 @@ async fn one_connection(plan: &LoadPlan) -> ConnOutcome {
 
 /// Whether a whole response is acceptable: not empty, not too long, and, with `--verify`,
 /// exactly one joke of the file.
-pub fn check_response(response: &[u8], verify: Option<&JokeSet>) -> Result<(), String> {
+pub(crate) fn check_response(response: &[u8], verify: Option<&JokeSet>) -> Result<(), String> {
     if response.is_empty() {
         return Err("the server closed without sending anything".into());
     }
@@ -260,7 +260,7 @@ pub fn check_response(response: &[u8], verify: Option<&JokeSet>) -> Result<(), S
 
 /// The soft limit on open files is often 1024, and every connection is one. Raise it as far as
 /// the hard limit allows, and say so plainly when that is not enough for `conns`.
-pub fn ensure_open_files(conns: usize) {
+pub(crate) fn ensure_open_files(conns: usize) {
     // Beyond the sockets: stdin/out/err, the runtime's epoll and wakeup descriptors, the jokes
     // file, the pipes to the servers `compare` starts.
     const SPARE: u64 = 64;

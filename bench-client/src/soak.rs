@@ -23,46 +23,46 @@ use acts::ActEntry;
 
 /// What to soak, and how hard.
 #[derive(Debug, Clone)]
-pub struct SoakSettings {
-    pub acts: Vec<&'static ActEntry>,
+pub(crate) struct SoakSettings {
+    pub(crate) acts: Vec<&'static ActEntry>,
     /// Connections per act, in all.
-    pub total: usize,
+    pub(crate) total: usize,
     /// Connections started at the same instant.
-    pub burst: usize,
-    pub timeout: Duration,
-    pub jokes: PathBuf,
+    pub(crate) burst: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) jokes: PathBuf,
 }
 
 /// The soak of one act.
 #[derive(Debug, Clone, Serialize)]
-pub struct SoakAct {
-    pub act: &'static str,
-    pub title: &'static str,
+pub(crate) struct SoakAct {
+    pub(crate) act: &'static str,
+    pub(crate) title: &'static str,
     /// The server's resident memory (VmRSS, KiB) after start-up, before any connection.
-    pub rss_kib_idle: Option<u64>,
+    pub(crate) rss_kib_idle: Option<u64>,
     /// After the first burst: the runtime's threads and buffers have grown to their working size.
-    pub rss_kib_after_first_burst: Option<u64>,
+    pub(crate) rss_kib_after_first_burst: Option<u64>,
     /// After the last burst.
-    pub rss_kib_end: Option<u64>,
+    pub(crate) rss_kib_end: Option<u64>,
     /// After each burst, in order: a leak climbs steadily, while an allocator settling into
     /// its working size climbs for a while and then stays level.
-    pub rss_kib_per_burst: Vec<u64>,
+    pub(crate) rss_kib_per_burst: Vec<u64>,
     /// The client's view: every connection, errors by kind, wall time per burst.
-    pub load: LoadReport,
+    pub(crate) load: LoadReport,
     /// The server's own counters, printed at its shutdown.
-    pub server: Option<StatsSummary>,
-    pub server_problem: Option<String>,
+    pub(crate) server: Option<StatsSummary>,
+    pub(crate) server_problem: Option<String>,
 }
 
 impl SoakAct {
     /// Memory growth from after the first burst to the end, in KiB (negative: it shrank).
-    pub fn rss_growth_kib(&self) -> Option<i64> {
+    pub(crate) fn rss_growth_kib(&self) -> Option<i64> {
         Some(self.rss_kib_end? as i64 - self.rss_kib_after_first_burst? as i64)
     }
 
     /// Memory growth over the second half of the bursts only, in KiB: near zero when the
     /// server has reached its working size, about half of the whole growth when it leaks.
-    pub fn rss_growth_second_half_kib(&self) -> Option<i64> {
+    pub(crate) fn rss_growth_second_half_kib(&self) -> Option<i64> {
         let samples = &self.rss_kib_per_burst;
         let middle = *samples.get(samples.len().checked_sub(1)? / 2)?;
         Some(*samples.last()? as i64 - middle as i64)
@@ -71,18 +71,18 @@ impl SoakAct {
 
 /// The whole soak.
 #[derive(Debug, Clone, Serialize)]
-pub struct SoakReport {
-    pub total: usize,
-    pub burst: usize,
-    pub jokes: PathBuf,
-    pub optimized: bool,
-    pub acts: Vec<SoakAct>,
+pub(crate) struct SoakReport {
+    pub(crate) total: usize,
+    pub(crate) burst: usize,
+    pub(crate) jokes: PathBuf,
+    pub(crate) optimized: bool,
+    pub(crate) acts: Vec<SoakAct>,
 }
 
 impl SoakReport {
     /// True when every connection to every act succeeded and verified, and every server exited
     /// cleanly with its statistics.
-    pub fn all_ok(&self) -> bool {
+    pub(crate) fn all_ok(&self) -> bool {
         self.acts.iter().all(|act| {
             act.load.all_succeeded() && act.server_problem.is_none() && act.server.is_some()
         })
@@ -98,7 +98,7 @@ fn resident_kib(pid: Option<u32>) -> Option<u64> {
 
 // ANCHOR: soak
 /// Soaks each act in turn (one server at a time, so each has the machine to itself).
-pub async fn soak(settings: &SoakSettings) -> anyhow::Result<SoakReport> {
+pub(crate) async fn soak(settings: &SoakSettings) -> anyhow::Result<SoakReport> {
     let jokes = std::path::absolute(&settings.jokes)
         .with_context(|| format!("resolving {}", settings.jokes.display()))?;
     let verify = Arc::new(load_jokes(&jokes).await?);
@@ -148,71 +148,3 @@ pub async fn soak(settings: &SoakSettings) -> anyhow::Result<SoakReport> {
     })
 }
 // ANCHOR_END: soak
-
-/// The report as a table for people.
-pub fn soak_report_text(report: &SoakReport) -> String {
-    use std::fmt::Write;
-    let mib = |kib: Option<u64>| {
-        kib.map_or("?".to_string(), |kib| {
-            format!("{:.1} MiB", kib as f64 / 1024.0)
-        })
-    };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "bench-client soak: {} connections per act in bursts of {}, every joke verified against {}",
-        report.total,
-        report.burst,
-        report.jokes.display()
-    );
-    let _ = writeln!(
-        out,
-        "Memory is the server's resident set (VmRSS): idle after start-up, after the first \
-         burst, and after the last; growth is from the first burst to the last, and over the \
-         second half of the bursts alone (a leak keeps climbing there).\n"
-    );
-    let _ = writeln!(
-        out,
-        "{:<20} {:>9} {:>7} {:>10} {:>11} {:>11} {:>11} {:>10} {:>12}",
-        "act",
-        "served",
-        "errors",
-        "wall/burst",
-        "rss idle",
-        "rss first",
-        "rss end",
-        "growth",
-        "2nd half"
-    );
-    for act in &report.acts {
-        let wall = format!("{:.0} ms", act.load.wall_ms.median);
-        let signed_mib = |kib: Option<i64>| {
-            kib.map_or("?".to_string(), |kib| {
-                format!("{:+.1} MiB", kib as f64 / 1024.0)
-            })
-        };
-        let growth = signed_mib(act.rss_growth_kib());
-        let second_half = signed_mib(act.rss_growth_second_half_kib());
-        let served = act
-            .server
-            .as_ref()
-            .map_or("?".to_string(), |stats| stats.served.to_string());
-        let _ = writeln!(
-            out,
-            "{:<20} {:>9} {:>7} {:>10} {:>11} {:>11} {:>11} {:>10} {:>12}",
-            act.act,
-            served,
-            act.load.errors.total(),
-            wall,
-            mib(act.rss_kib_idle),
-            mib(act.rss_kib_after_first_burst),
-            mib(act.rss_kib_end),
-            growth,
-            second_half
-        );
-        if let Some(problem) = &act.server_problem {
-            let _ = writeln!(out, "  server problem: {problem}");
-        }
-    }
-    out
-}

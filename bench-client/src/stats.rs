@@ -21,12 +21,12 @@ const HIGHEST_TRACKABLE_NS: u64 = 3_600 * 1_000_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// Number of bars in the latency histogram of the text output (and of the JSON).
-pub const HISTOGRAM_BUCKETS: usize = 10;
+pub(crate) const HISTOGRAM_BUCKETS: usize = 10;
 
 /// One kind of duration, over many connections: exact extremes and mean, percentiles from an
 /// HDR histogram.
 #[derive(Debug, Clone)]
-pub struct DurationTally {
+pub(crate) struct DurationTally {
     histogram: Histogram<u64>,
     min_ns: u64,
     max_ns: u64,
@@ -47,7 +47,7 @@ impl Default for DurationTally {
 
 impl DurationTally {
     /// Adds one duration.
-    pub fn record(&mut self, duration: Duration) {
+    pub(crate) fn record(&mut self, duration: Duration) {
         // A zero would be below the histogram's lowest value (1 ns), and a duration past an
         // hour above its highest: both are clamped, never dropped.
         let ns = u64::try_from(duration.as_nanos())
@@ -60,12 +60,12 @@ impl DurationTally {
     }
 
     /// How many durations were added.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.histogram.len()
     }
 
     /// The summary in milliseconds, or `None` when nothing was recorded.
-    pub fn percentiles(&self) -> Option<Percentiles> {
+    pub(crate) fn percentiles(&self) -> Option<Percentiles> {
         let count = self.count();
         if count == 0 {
             return None;
@@ -91,7 +91,7 @@ impl DurationTally {
     /// Splits the range from the fastest to the slowest duration into `buckets` equal slices
     /// and counts the durations in each, as oha's histogram does. Each bucket is named by its
     /// upper edge; the last one ends at the maximum, so every duration lands in a bucket.
-    pub fn linear_buckets(&self, buckets: usize) -> Vec<Bucket> {
+    pub(crate) fn linear_buckets(&self, buckets: usize) -> Vec<Bucket> {
         if self.count() == 0 || buckets == 0 {
             return Vec::new();
         }
@@ -126,27 +126,27 @@ fn ns_to_ms(ns: u64) -> f64 {
 
 /// Percentiles of one kind of duration, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Percentiles {
-    pub min: f64,
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p99_9: f64,
-    pub max: f64,
+pub(crate) struct Percentiles {
+    pub(crate) min: f64,
+    pub(crate) mean: f64,
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) p99_9: f64,
+    pub(crate) max: f64,
 }
 
 /// One bar of a latency histogram: how many connections took at most `upper_ms` (and more than
 /// the previous bar's bound).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Bucket {
-    pub upper_ms: f64,
-    pub count: u64,
+pub(crate) struct Bucket {
+    pub(crate) upper_ms: f64,
+    pub(crate) count: u64,
 }
 
 /// The median of some values: the middle one, or the mean of the two middle ones. `None` for
 /// no values. NaNs are not expected (they are durations) and sort last.
-pub fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -163,22 +163,22 @@ pub fn median(values: &[f64]) -> Option<f64> {
 /// Failed connections by kind. Every kind is always present (zero or not), so the JSON keys
 /// never change from one run to the next.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ErrorCounts {
-    pub refused: u64,
-    pub reset: u64,
-    pub timeout: u64,
-    pub invalid: u64,
-    pub other: u64,
+pub(crate) struct ErrorCounts {
+    pub(crate) refused: u64,
+    pub(crate) reset: u64,
+    pub(crate) timeout: u64,
+    pub(crate) invalid: u64,
+    pub(crate) other: u64,
 }
 
 impl ErrorCounts {
     /// Adds one failure of `kind`.
-    pub fn add(&mut self, kind: ErrorKind) {
+    pub(crate) fn add(&mut self, kind: ErrorKind) {
         *self.slot(kind) += 1;
     }
 
     /// How many failures of `kind`.
-    pub fn get(&self, kind: ErrorKind) -> u64 {
+    pub(crate) fn get(&self, kind: ErrorKind) -> u64 {
         match kind {
             ErrorKind::Refused => self.refused,
             ErrorKind::Reset => self.reset,
@@ -189,7 +189,7 @@ impl ErrorCounts {
     }
 
     /// All failures.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         ErrorKind::ALL.iter().map(|&kind| self.get(kind)).sum()
     }
 
@@ -206,26 +206,26 @@ impl ErrorCounts {
 
 /// Everything gathered over the rounds of one load run (or of one act in `compare`).
 #[derive(Debug, Clone, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Connect to end-of-stream, for connections that succeeded.
-    pub latency: DurationTally,
+    pub(crate) latency: DurationTally,
     /// Start to established connection, for connections that succeeded.
-    pub connect: DurationTally,
+    pub(crate) connect: DurationTally,
     /// Start to the first byte of the joke, for connections that succeeded.
-    pub first_byte: DurationTally,
-    pub errors: ErrorCounts,
+    pub(crate) first_byte: DurationTally,
+    pub(crate) errors: ErrorCounts,
     /// The first message seen for each kind of error, to show what went wrong.
-    pub error_examples: BTreeMap<ErrorKind, String>,
+    pub(crate) error_examples: BTreeMap<ErrorKind, String>,
     /// Wall time of each round, from the release of its connections to the end of the last.
-    pub walls: Vec<Duration>,
-    pub connections: u64,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
+    pub(crate) walls: Vec<Duration>,
+    pub(crate) connections: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_sent: u64,
 }
 
 impl Tally {
     /// Adds one round's outcomes.
-    pub fn add_round(&mut self, round: &Round) {
+    pub(crate) fn add_round(&mut self, round: &Round) {
         self.walls.push(round.wall);
         for outcome in &round.outcomes {
             self.add(outcome);
@@ -233,7 +233,7 @@ impl Tally {
     }
 
     /// Adds one connection's outcome.
-    pub fn add(&mut self, outcome: &ConnOutcome) {
+    pub(crate) fn add(&mut self, outcome: &ConnOutcome) {
         self.connections += 1;
         self.bytes_received += outcome.bytes_received;
         self.bytes_sent += outcome.bytes_sent;
@@ -253,7 +253,7 @@ impl Tally {
     }
 
     /// The numbers to print.
-    pub fn report(&self) -> LoadReport {
+    pub(crate) fn report(&self) -> LoadReport {
         let succeeded = self.latency.count();
         let round_ms: Vec<f64> = self.walls.iter().map(|w| w.as_secs_f64() * 1e3).collect();
         let total_ms: f64 = round_ms.iter().sum();
@@ -296,37 +296,37 @@ impl Tally {
 
 /// Wall time per round, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WallTimes {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub rounds: Vec<f64>,
+pub(crate) struct WallTimes {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) rounds: Vec<f64>,
 }
 
 /// The result of a load run, as printed (text) and serialised (JSON). The keys are documented
 /// in `bench-client/README.md`; change them only together with it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LoadReport {
-    pub connections: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub success_rate: f64,
-    pub errors: ErrorCounts,
-    pub error_examples: BTreeMap<String, String>,
-    pub wall_ms: WallTimes,
-    pub total_ms: f64,
-    pub connections_per_sec: f64,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
-    pub latency_ms: Option<Percentiles>,
-    pub connect_ms: Option<Percentiles>,
-    pub first_byte_ms: Option<Percentiles>,
-    pub latency_histogram: Vec<Bucket>,
+pub(crate) struct LoadReport {
+    pub(crate) connections: u64,
+    pub(crate) succeeded: u64,
+    pub(crate) failed: u64,
+    pub(crate) success_rate: f64,
+    pub(crate) errors: ErrorCounts,
+    pub(crate) error_examples: BTreeMap<String, String>,
+    pub(crate) wall_ms: WallTimes,
+    pub(crate) total_ms: f64,
+    pub(crate) connections_per_sec: f64,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) latency_ms: Option<Percentiles>,
+    pub(crate) connect_ms: Option<Percentiles>,
+    pub(crate) first_byte_ms: Option<Percentiles>,
+    pub(crate) latency_histogram: Vec<Bucket>,
 }
 
 impl LoadReport {
     /// True when every connection succeeded (and there was at least one).
-    pub fn all_succeeded(&self) -> bool {
+    pub(crate) fn all_succeeded(&self) -> bool {
         self.connections > 0 && self.failed == 0 && self.succeeded == self.connections
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use joke_index::{FormatChoice, Index, jokes_in};
+use joke_index::{FormatChoice, Index};
 
 /// Every joke of a jokes file in its served form (see DESIGN.md): a correct response is exactly
 /// one of them, byte for byte.
@@ -13,14 +13,14 @@ use joke_index::{FormatChoice, Index, jokes_in};
 /// servers use, so a response that differs by one byte (a lost newline, a `\r`, two jokes glued
 /// together, half a joke) is caught.
 #[derive(Debug, Clone)]
-pub struct JokeSet {
+pub(crate) struct JokeSet {
     path: PathBuf,
     jokes: HashSet<Vec<u8>>,
 }
 
 impl JokeSet {
     /// Indexes the jokes file at `path` (format detected from its content) and reads every joke.
-    pub fn load(path: &Path) -> anyhow::Result<JokeSet> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<JokeSet> {
         let index = Index::build(path, FormatChoice::Auto)?;
         let jokes = index
             .read_all_blocking()
@@ -32,8 +32,9 @@ impl JokeSet {
     }
 
     /// The set for jokes text held in memory (for tests), named as if read from `path`.
-    pub fn from_text(path: impl Into<PathBuf>, text: &str) -> anyhow::Result<JokeSet> {
-        let (_, jokes) = jokes_in(text.as_bytes(), FormatChoice::Auto)?;
+    #[cfg(test)]
+    pub(crate) fn from_text(path: impl Into<PathBuf>, text: &str) -> anyhow::Result<JokeSet> {
+        let (_, jokes) = joke_index::jokes_in(text.as_bytes(), FormatChoice::Auto)?;
         Ok(JokeSet {
             path: path.into(),
             jokes: jokes.into_iter().map(String::into_bytes).collect(),
@@ -41,22 +42,12 @@ impl JokeSet {
     }
 
     /// Whether `response` is exactly one of the jokes.
-    pub fn contains(&self, response: &[u8]) -> bool {
+    pub(crate) fn contains(&self, response: &[u8]) -> bool {
         self.jokes.contains(response)
     }
 
     /// The file the jokes came from.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// How many distinct jokes (two identical jokes count once).
-    pub fn len(&self) -> usize {
-        self.jokes.len()
-    }
-
-    /// Whether there is no joke at all (never, for a set that loaded).
-    pub fn is_empty(&self) -> bool {
-        self.jokes.is_empty()
     }
 }

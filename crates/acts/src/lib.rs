@@ -215,18 +215,14 @@ macro_rules! __expand_acts {
         };
     };
 
-    // `for_every_act!(mod name(entry, act) { fn ...() { ... } ... })`: a module per act,
+    // `for_every_act!(tests(entry, act) { fn ...() { ... } ... })`: a module per act, here,
     // holding every function given, each starting with `entry` and `act` bound.
-    ((@tests $group:ident, $entry:ident, $act:ident, $tests:tt) $(
+    ((@tests $entry:ident, $act:ident, $tests:tt) $(
         $module:ident { name: $name:literal, $($fields:tt)* }
     )*) => {
-        mod $group {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $crate::__expand_acts!(@module $module, $name, $entry, $act, $tests; $($fields)*);
-            )*
-        }
+        $(
+            $crate::__expand_acts!(@module $module, $name, $entry, $act, $tests; $($fields)*);
+        )*
     };
     (@module $module:ident, $name:literal, $entry:ident, $act:ident, {
         $( $(#[$meta:meta])* fn $test:ident() $body:block )*
@@ -254,7 +250,8 @@ macro_rules! __expand_acts {
 
 /// Runs `$body` once per act this build has, with `$entry` bound to its [`ActEntry`] and
 /// `$act` to its value (each of its own type, so the body is compiled once per act); or
-/// generates one module per act of test functions, so that a failure names act and check.
+/// generates one module per act of test functions (`tests(entry, act) { ... }`), so that a
+/// failure names act and check.
 ///
 /// ```
 /// // The same check on every act, in turn (in a test, the body may `.await`).
@@ -266,11 +263,11 @@ macro_rules! __expand_acts {
 /// });
 /// assert_eq!(names, acts::ACTS.iter().map(|a| a.name).collect::<Vec<_>>());
 ///
-/// // A module per act with every function given, `entry` and `act` bound in each: with
-/// // `#[test]` above them (in a test crate), one test per act and check, named
-/// // `conformance::act1_naive::serves_one_joke`, and so on.
+/// // A module per act, here, with every function given, `entry` and `act` bound in each.
+/// // With `#[test]` above them (in a test crate's `conformance` module), that is one test per
+/// // act and check, named `conformance::act1_naive::serves_one_joke`, and so on.
 /// acts::for_every_act! {
-///     mod conformance(entry, act) {
+///     tests(entry, act) {
 ///         fn serves_one_joke() { let _ = (entry, act); }
 ///         fn refuses_a_bad_start_up() { assert!(!entry.chapter.is_empty()) }
 ///     }
@@ -281,8 +278,8 @@ macro_rules! for_every_act {
     (|$entry:ident, $act:ident| $body:block) => {
         $crate::__every_act!(@each $entry, $act, $body)
     };
-    (mod $group:ident($entry:ident, $act:ident) $tests:tt) => {
-        $crate::__every_act!(@tests $group, $entry, $act, $tests);
+    (tests($entry:ident, $act:ident) $tests:tt) => {
+        $crate::__every_act!(@tests $entry, $act, $tests);
     };
 }
 

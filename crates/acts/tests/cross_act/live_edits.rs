@@ -19,6 +19,8 @@ use joke_server::{Act, Config};
 use joke_testkit::client::{client_runtime, fetch_joke, within};
 use joke_testkit::{JokesFile, ServerUnderTest};
 
+use crate::common::alongside_others;
+
 /// Versions the editor cycles through; the last one is written only at the very end.
 const VERSIONS: usize = 5;
 /// Edits made while clients are asking.
@@ -120,6 +122,7 @@ enum WhileUnreadable {
 }
 
 fn live_edits_never_tear_a_joke<A: Act>(act: A, while_unreadable: WhileUnreadable) {
+    let _shared = alongside_others();
     let (texts, versions) = all_versions();
     let file = JokesFile::with_bytes(&texts[0]);
     let path: PathBuf = file.path().to_path_buf();
@@ -231,44 +234,16 @@ fn live_edits_never_tear_a_joke<A: Act>(act: A, while_unreadable: WhileUnreadabl
     assert!(stats.served > 0);
 }
 
-#[test]
-fn act1_naive() {
-    live_edits_never_tear_a_joke(act1_naive::Naive, WhileUnreadable::NothingToSend);
-}
-
-#[test]
-fn act2_spawn_blocking() {
-    let act = act2_spawn_blocking::SpawnBlocking::default();
-    live_edits_never_tear_a_joke(act, WhileUnreadable::NothingToSend);
-}
-
-#[test]
-fn act4_custom_future() {
-    live_edits_never_tear_a_joke(
-        act4_custom_future::HandWritten,
-        WhileUnreadable::NothingToSend,
-    );
-}
-
-#[test]
-fn act5_channel() {
-    live_edits_never_tear_a_joke(act5_channel::Channel, WhileUnreadable::NothingToSend);
-}
-
-#[test]
-fn act6_framed() {
-    live_edits_never_tear_a_joke(act6_framed::FramedLines, WhileUnreadable::NothingToSend);
-}
-
-#[test]
-fn act7_tokio_fs() {
-    live_edits_never_tear_a_joke(act7_tokio_fs::TokioFs, WhileUnreadable::NothingToSend);
-}
-
-#[test]
-fn finale_cached() {
-    live_edits_never_tear_a_joke(
-        finale_cached::Cached::default(),
-        WhileUnreadable::ServesFromMemory,
-    );
+acts::for_every_act! {
+    tests(entry, act) {
+        #[test]
+        fn live_edits_never_tear_a_joke() {
+            let while_unreadable = if entry.file_io == acts::FileIo::None {
+                WhileUnreadable::ServesFromMemory
+            } else {
+                WhileUnreadable::NothingToSend
+            };
+            super::live_edits_never_tear_a_joke(act, while_unreadable);
+        }
+    }
 }

@@ -1,6 +1,5 @@
-//! Reliability tests every act runs against its real binary: shutdown in the middle of a
-//! burst, running out of file descriptors, and SIGHUP. (The in-process ones, live edits and
-//! hostile clients, live in the `reliability` crate.)
+//! Every act as its real process: shutdown in the middle of a burst, running out of file
+//! descriptors, and SIGHUP.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -10,12 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use joke_server::StatsSummary;
+use acts::ActEntry;
+use joke_testkit::client::{self, client_runtime, raise_open_files_limit};
+use joke_testkit::{JokesFile, RunningBinary};
 use tokio::io::AsyncReadExt;
 
-use crate::binary::RunningBinary;
-use crate::client::{self, client_runtime, raise_open_files_limit};
-use crate::fixture::JokesFile;
+use crate::common::{
+    RUN_ACT, alone, as_os_strs, binary_args, server_args, start_binary, statistics,
+};
 
 /// Connections in the shutdown burst.
 const SHUTDOWN_BURST: usize = 1_000;
@@ -77,27 +78,12 @@ fn arg(text: &str) -> OsString {
     text.into()
 }
 
-fn server_args(file: &JokesFile) -> Vec<OsString> {
-    vec![
-        arg("--addr"),
-        arg("127.0.0.1:0"),
-        arg("--jokes"),
-        file.path().into(),
-    ]
-}
-
-fn statistics(stdout: &str) -> StatsSummary {
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .unwrap_or_else(|error| panic!("stdout is not the statistics ({error}): {stdout}"))
-}
-
 /// SIGTERM in the middle of a burst: the server stops accepting, every connection it accepted
 /// still receives its whole joke, and it exits 0. A client receives a whole joke or nothing,
 /// never part of one; and the server's count of jokes served is exactly the number of whole
 /// jokes the clients received.
-pub fn shutdown_under_load_never_cuts_a_joke(binary: &str) {
-    let _one_at_a_time = crate::conformance::one_at_a_time();
+fn shutdown_under_load_never_cuts_a_joke(entry: &ActEntry) {
+    let _alone = alone();
     raise_open_files_limit(2 * SHUTDOWN_BURST as u64 + 256);
     let file = JokesFile::fixture();
     let jokes = served_joke_bytes(&file);
@@ -105,7 +91,7 @@ pub fn shutdown_under_load_never_cuts_a_joke(binary: &str) {
     // on its worker threads and so also accepts slowly).
     let mut args = server_args(&file);
     args.extend([arg("--io-delay"), arg("2ms")]);
-    let server = RunningBinary::start(binary, &crate::conformance::as_os_strs(&args));
+    let server = start_binary(entry, &args);
     let addr = server.addr();
 
     let runtime = client_runtime();
@@ -179,17 +165,17 @@ pub fn shutdown_under_load_never_cuts_a_joke(binary: &str) {
 /// With a tight open-files limit, a crowd of idle clients makes `accept` fail with EMFILE. The
 /// server backs off instead of spinning or exiting, says so once, and serves again as soon as
 /// descriptors come back.
-pub fn running_out_of_file_descriptors_backs_off_and_recovers(binary: &str) {
-    let _one_at_a_time = crate::conformance::one_at_a_time();
+fn running_out_of_file_descriptors_backs_off_and_recovers(entry: &ActEntry) {
+    let _alone = alone();
     let file = JokesFile::fixture();
     let jokes = served_joke_bytes(&file);
     // ANCHOR: tight_limit
     // bash lowers both the soft and the hard limit, so the server cannot raise it back, then
     // becomes the server (exec keeps the process id the test signals).
     let script = format!("ulimit -n {TIGHT_FILE_LIMIT} && exec \"$0\" \"$@\"");
-    let mut args = vec![arg("-c"), arg(&script), arg(binary)];
-    args.extend(server_args(&file));
-    let mut server = RunningBinary::start("bash", &crate::conformance::as_os_strs(&args));
+    let mut args = vec![arg("-c"), arg(&script), arg(RUN_ACT)];
+    args.extend(binary_args(entry, &server_args(&file)));
+    let mut server = RunningBinary::start("bash", &as_os_strs(&args));
     // ANCHOR_END: tight_limit
     let addr = server.addr();
 
@@ -255,8 +241,8 @@ pub fn running_out_of_file_descriptors_backs_off_and_recovers(binary: &str) {
 /// SIGHUP rebuilds the index even when the file looks unchanged: here it is rewritten in place
 /// with text of the same length and its modification time put back, which the file watcher
 /// cannot see. After the signal, only the new text is served.
-pub fn sighup_reloads_the_jokes_file(binary: &str) {
-    let _one_at_a_time = crate::conformance::one_at_a_time();
+fn sighup_reloads_the_jokes_file(entry: &ActEntry) {
+    let _alone = alone();
     let old = "old joke one\n---\nold joke two\n";
     let new = "new joke uno\n---\nnew joke dos\n";
     assert_eq!(old.len(), new.len());
@@ -266,7 +252,7 @@ pub fn sighup_reloads_the_jokes_file(binary: &str) {
     let modified = SystemTime::now() - Duration::from_secs(60);
     rewrite_keeping_modification_time(file.path(), old, modified);
     let args = server_args(&file);
-    let mut server = RunningBinary::start(binary, &crate::conformance::as_os_strs(&args));
+    let mut server = start_binary(entry, &args);
     let addr = server.addr();
 
     rewrite_keeping_modification_time(file.path(), new, modified);
@@ -300,4 +286,23 @@ fn rewrite_keeping_modification_time(path: &std::path::Path, text: &str, modifie
     file.write_all(text.as_bytes()).expect("rewriting in place");
     file.set_modified(modified)
         .expect("putting the modification time back");
+}
+
+acts::for_every_act! {
+    tests(entry, act) {
+        #[test]
+        fn shutdown_under_load_never_cuts_a_joke() {
+            super::shutdown_under_load_never_cuts_a_joke(entry);
+        }
+
+        #[test]
+        fn running_out_of_file_descriptors_backs_off_and_recovers() {
+            super::running_out_of_file_descriptors_backs_off_and_recovers(entry);
+        }
+
+        #[test]
+        fn sighup_reloads_the_jokes_file() {
+            super::sighup_reloads_the_jokes_file(entry);
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Clients that connect and never read, never close, or never let a big joke through. The
 //! harness bounds each of them (write timeout, drain timeout, the connection limit), so none of
-//! them may starve the polite clients. These are harness properties, so one act that reads the
-//! file per joke and the cached finale stand for all.
+//! them may starve the polite clients. These are harness properties: the idle crowd beside a
+//! burst runs against every act (it is the one where an act's way of serving could matter),
+//! and Act I stands for all in the others.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use joke_testkit::client::{
 };
 use joke_testkit::{JokesFile, ServerUnderTest};
 use tokio::net::TcpStream;
+
+use crate::common::alone;
 
 const IDLE: usize = 1_000;
 const BURST: usize = 1_000;
@@ -27,6 +30,7 @@ async fn idle_clients(addr: SocketAddr, count: usize) -> Vec<TcpStream> {
 }
 
 fn burst_is_served_beside_idle_clients<A: Act>(act: A) {
+    let _alone = alone();
     // Each connection costs a descriptor here and one in the server, which runs in this process.
     raise_open_files_limit(2 * (IDLE + BURST) as u64 + 256);
     let file = JokesFile::fixture();
@@ -59,14 +63,13 @@ fn burst_is_served_beside_idle_clients<A: Act>(act: A) {
     );
 }
 
-#[test]
-fn act1_burst_is_served_beside_1000_idle_clients() {
-    burst_is_served_beside_idle_clients(act1_naive::Naive);
-}
-
-#[test]
-fn finale_burst_is_served_beside_1000_idle_clients() {
-    burst_is_served_beside_idle_clients(finale_cached::Cached::default());
+acts::for_every_act! {
+    tests(entry, act) {
+        #[test]
+        fn burst_is_served_beside_1000_idle_clients() {
+            super::burst_is_served_beside_idle_clients(act);
+        }
+    }
 }
 
 /// Reads what is left on `socket`: it must end in a reset, never in a clean end-of-file after
@@ -82,6 +85,7 @@ fn assert_cut_with_a_reset(runtime: &tokio::runtime::Runtime, socket: &mut TcpSt
 /// until the write timeout; meanwhile and afterwards everyone else is served.
 #[test]
 fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
+    let _alone = alone();
     // About 16 MB: more than the server's send buffer and the rude client's small receive
     // buffer hold together, so writing to that client must block.
     let line = "This joke is long, and longer still, and it goes on and on and on.\n";
@@ -91,7 +95,7 @@ fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
     // Long enough for a polite client to take 16 MB even in a debug build on a busy machine
     // (about a second here), short enough to keep the test quick.
     config.write_timeout = Duration::from_secs(8);
-    let server = ServerUnderTest::start(act1_naive::Naive, config);
+    let server = ServerUnderTest::start(acts::make::act1_naive(), config);
     let addr = server.addr();
 
     let runtime = client_runtime();
@@ -119,12 +123,13 @@ fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
 /// connection is reset (never ended cleanly with part of a joke), and the server stops.
 #[test]
 fn a_joke_still_unfinished_after_the_grace_period_is_cut_with_a_reset() {
+    let _alone = alone();
     let line = "A joke that takes its time, because its reader takes even longer.\n";
     let file = JokesFile::with_bytes(line.repeat(16 * 1024 * 1024 / line.len()));
     let mut config = Config::new(file.path());
     config.write_timeout = Duration::from_secs(600);
     config.grace_period = Duration::from_millis(300);
-    let server = ServerUnderTest::start(act1_naive::Naive, config);
+    let server = ServerUnderTest::start(acts::make::act1_naive(), config);
     let addr = server.addr();
 
     let runtime = client_runtime();
@@ -150,12 +155,13 @@ fn a_joke_still_unfinished_after_the_grace_period_is_cut_with_a_reset() {
 /// backlog, and is served as soon as the drain timeout frees a place.
 #[test]
 fn the_connection_limit_delays_but_never_drops_a_client() {
+    let _alone = alone();
     const LIMIT: usize = 8;
     let file = JokesFile::fixture();
     let mut config = Config::new(file.path());
     config.max_connections = LIMIT;
     config.drain_timeout = Duration::from_millis(300);
-    let server = ServerUnderTest::start(act1_naive::Naive, config);
+    let server = ServerUnderTest::start(acts::make::act1_naive(), config);
     let addr = server.addr();
 
     let runtime = client_runtime();

@@ -8,47 +8,35 @@ use std::fmt::Write as _;
 
 use console::style;
 
+use super::LoadRun;
 use crate::compare::CompareReport;
 use crate::load::ErrorKind;
+use crate::soak::SoakReport;
 use crate::stats::{LoadReport, Percentiles};
 
-/// What a load run was asked to do, for the heading.
-#[derive(Debug, Clone)]
-pub struct LoadHeading {
-    pub addr: String,
-    pub conns: usize,
-    pub rounds: usize,
-    pub verify: Option<String>,
-    pub send_bytes: usize,
-}
-
 /// The text report of a load run.
-pub fn load_report(heading: &LoadHeading, report: &LoadReport) -> String {
+pub(super) fn load_report(run: &LoadRun<'_>) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail; the `let _` keeps that from looking like a bug.
-    let _ = write_load_report(&mut out, heading, report);
+    let _ = write_load_report(&mut out, run);
     out
 }
 
-fn write_load_report(
-    out: &mut String,
-    heading: &LoadHeading,
-    report: &LoadReport,
-) -> std::fmt::Result {
+fn write_load_report(out: &mut String, run: &LoadRun<'_>) -> std::fmt::Result {
+    let report = run.report;
     writeln!(
         out,
         "{} {} × {} to {}{}{}",
         style("bench-client:").bold(),
-        plural(heading.rounds, "round"),
-        plural(heading.conns, "connection"),
-        heading.addr,
-        heading
-            .verify
+        plural(run.rounds, "round"),
+        plural(run.conns, "connection"),
+        run.addr,
+        run.verify
             .as_ref()
-            .map(|path| format!(", verifying against {path}"))
+            .map(|path| format!(", verifying against {}", path.display()))
             .unwrap_or_default(),
-        if heading.send_bytes > 0 {
-            format!(", sending {} first", plural(heading.send_bytes, "byte"))
+        if run.send_bytes > 0 {
+            format!(", sending {} first", plural(run.send_bytes, "byte"))
         } else {
             String::new()
         },
@@ -174,7 +162,7 @@ fn write_errors(out: &mut String, report: &LoadReport, indent: &str) -> std::fmt
 }
 
 /// The table of `compare`.
-pub fn compare_report(report: &CompareReport) -> String {
+pub(super) fn compare_report(report: &CompareReport) -> String {
     let mut out = String::new();
     let _ = write_compare_report(&mut out, report);
     out
@@ -274,7 +262,7 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
 
 /// A delay given in milliseconds, as humantime writes it, but "0ms" rather than "0s" (as the
 /// `--io-delay` default reads).
-pub fn delay(milliseconds: f64) -> String {
+pub(super) fn delay(milliseconds: f64) -> String {
     if milliseconds <= 0.0 {
         return "0ms".into();
     }
@@ -288,7 +276,7 @@ fn plural(n: usize, word: &str) -> String {
 
 /// Milliseconds, with three decimals below 10 ms and fewer above (a histogram label then stays
 /// narrow, and nobody needs microseconds of a 2-second round).
-pub fn ms(value: f64) -> String {
+pub(super) fn ms(value: f64) -> String {
     if value < 10.0 {
         format!("{value:.3} ms")
     } else if value < 1000.0 {
@@ -296,6 +284,73 @@ pub fn ms(value: f64) -> String {
     } else {
         format!("{value:.0} ms")
     }
+}
+
+/// The report as a table for people.
+pub(super) fn soak_report(report: &SoakReport) -> String {
+    let mib = |kib: Option<u64>| {
+        kib.map_or("?".to_string(), |kib| {
+            format!("{:.1} MiB", kib as f64 / 1024.0)
+        })
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "bench-client soak: {} connections per act in bursts of {}, every joke verified against {}",
+        report.total,
+        report.burst,
+        report.jokes.display()
+    );
+    let _ = writeln!(
+        out,
+        "Memory is the server's resident set (VmRSS): idle after start-up, after the first \
+         burst, and after the last; growth is from the first burst to the last, and over the \
+         second half of the bursts alone (a leak keeps climbing there).\n"
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:>9} {:>7} {:>10} {:>11} {:>11} {:>11} {:>10} {:>12}",
+        "act",
+        "served",
+        "errors",
+        "wall/burst",
+        "rss idle",
+        "rss first",
+        "rss end",
+        "growth",
+        "2nd half"
+    );
+    for act in &report.acts {
+        let wall = format!("{:.0} ms", act.load.wall_ms.median);
+        let signed_mib = |kib: Option<i64>| {
+            kib.map_or("?".to_string(), |kib| {
+                format!("{:+.1} MiB", kib as f64 / 1024.0)
+            })
+        };
+        let growth = signed_mib(act.rss_growth_kib());
+        let second_half = signed_mib(act.rss_growth_second_half_kib());
+        let served = act
+            .server
+            .as_ref()
+            .map_or("?".to_string(), |stats| stats.served.to_string());
+        let _ = writeln!(
+            out,
+            "{:<20} {:>9} {:>7} {:>10} {:>11} {:>11} {:>11} {:>10} {:>12}",
+            act.act,
+            served,
+            act.load.errors.total(),
+            wall,
+            mib(act.rss_kib_idle),
+            mib(act.rss_kib_after_first_burst),
+            mib(act.rss_kib_end),
+            growth,
+            second_half
+        );
+        if let Some(problem) = &act.server_problem {
+            let _ = writeln!(out, "  server problem: {problem}");
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -319,14 +374,18 @@ mod tests {
 
     #[test]
     fn an_empty_run_prints_without_panicking() {
-        let heading = LoadHeading {
-            addr: "127.0.0.1:1".into(),
+        let report = Tally::default().report();
+        let run = LoadRun {
+            addr: "127.0.0.1:1".parse().unwrap(),
             conns: 0,
             rounds: 1,
+            timeout_ms: 1.0,
             verify: None,
             send_bytes: 0,
+            optimized: false,
+            report: &report,
         };
-        let text = load_report(&heading, &Tally::default().report());
+        let text = load_report(&run);
         assert!(text.contains("Success rate"), "{text}");
         assert!(text.contains("Errors"), "{text}");
     }

@@ -1,5 +1,5 @@
-//! `--udp`: RFC 865 over UDP, one joke per datagram, on the same address as TCP. It is the
-//! harness's, not an act's, so one act stands for all.
+//! `--udp`: RFC 865 over UDP, one joke per datagram, on the same address as TCP. The harness
+//! answers datagrams itself, not the act, so one act stands for all.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,15 +9,18 @@ use joke_testkit::client::{client_runtime, within};
 use joke_testkit::{JokesFile, ServerUnderTest};
 use tokio::net::UdpSocket;
 
+use crate::common::alongside_others;
+
 #[test]
 fn every_datagram_is_answered_with_one_whole_joke() {
+    let _shared = alongside_others();
     let file = JokesFile::with_bytes("one\n---\ntwo\nlines\n---\n  three, indented\r\n");
     let jokes: HashSet<String> = file.served_jokes().into_iter().collect();
     let config = Config {
         udp: true,
         ..Config::new(file.path())
     };
-    let server = ServerUnderTest::start(act1_naive::Naive, config);
+    let server = ServerUnderTest::start(acts::make::act1_naive(), config);
     let addr = server.addr();
 
     let answers = client_runtime().block_on(async {

@@ -1,18 +1,19 @@
-//! The tests every act must pass, written once. Each act's `tests/conformance.rs` runs them
-//! all with one line: [`act_conformance_tests!`](crate::act_conformance_tests).
+//! What every act must do, checked against each one: in-process (the act served by the
+//! harness on a runtime of its own) for the serving itself, and as its real process for the
+//! start-ups it must refuse.
 
-use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::io;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use acts::{ActEntry, FileIo};
 use joke_server::{Act, Config, StatsSummary};
+use joke_testkit::client::{self, client_runtime};
+use joke_testkit::{Exited, JokesFile, RunningBinary, ServerUnderTest};
 
-use crate::binary::{RunningBinary, run_to_exit};
-use crate::client::{self, client_runtime};
-use crate::fixture::JokesFile;
-use crate::server::ServerUnderTest;
+use crate::common::{
+    alone, assert_whole_jokes, config_for, os, run_binary_to_exit, server_args, start_binary,
+};
 
 /// Connections held open at once in the burst test: more than the 128 that `TcpListener::bind`
 /// would queue, fewer than the harness's backlog of 4096.
@@ -22,66 +23,10 @@ const DELAYED_CONNECTIONS: usize = 16;
 /// The simulated disk latency in the `--io-delay` test.
 const IO_DELAY: Duration = Duration::from_millis(20);
 
-/// Where an act does its per-joke file I/O, and so where `--io-delay` must show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoPlacement {
-    /// On a runtime worker thread (Act I): one slow poll per connection.
-    OnTheWorker,
-    /// On the blocking pool (Acts II and IV to VII): the connection tasks' polls stay short.
-    OffTheWorkers,
-    /// Nowhere: the joke comes from memory (the finale), and `--io-delay` changes nothing.
-    NoFileIo,
-}
-
-/// Runs the conformance tests of one test binary one at a time.
-///
-/// The test harness runs tests on parallel threads, and on a two-core machine a 2000-connection
-/// burst next door makes the operating system pause other tests' threads for milliseconds,
-/// which a server's slow-poll count then reports as if the act had blocked. Each test holds
-/// this lock for its whole run, so what one test measures is its own server.
-pub(crate) fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    // A test that failed while holding the lock poisons it; the next test may still run.
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Checks that every received joke is exactly one joke of `jokes`, with a useful message.
-fn assert_whole_jokes(received: &[io::Result<Vec<u8>>], jokes: &[String]) {
-    let known: HashSet<&[u8]> = jokes.iter().map(|joke| joke.as_bytes()).collect();
-    let mut failures = Vec::new();
-    for (n, result) in received.iter().enumerate() {
-        match result {
-            Ok(bytes) if known.contains(bytes.as_slice()) => {}
-            Ok(bytes) => failures.push(format!(
-                "client {n}: {} bytes that are not one joke of the file: {:?}",
-                bytes.len(),
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            )),
-            Err(error) => failures.push(format!("client {n}: {error}")),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} clients did not get one whole joke; the first ones:\n{}",
-        failures.len(),
-        received.len(),
-        failures[..failures.len().min(10)].join("\n")
-    );
-}
-
-fn config_for(file: &JokesFile) -> Config {
-    Config {
-        // Short, so that a stop never waits long for a client a test left open.
-        drain_timeout: Duration::from_millis(500),
-        grace_period: Duration::from_secs(5),
-        ..Config::new(file.path())
-    }
-}
-
 /// Sequential clients: each receives exactly one joke of the file, and every joke they
 /// receive is whole (compared against the index's own read of the fixture).
-pub fn serves_exactly_one_joke_of_the_file<A: Act>(act: A) {
-    let _one_at_a_time = one_at_a_time();
+fn serves_exactly_one_joke_of_the_file<A: Act>(act: A) {
+    let _alone = alone();
     let file = JokesFile::fixture();
     let jokes = file.served_jokes();
     let server = ServerUnderTest::start(act, config_for(&file));
@@ -101,8 +46,8 @@ pub fn serves_exactly_one_joke_of_the_file<A: Act>(act: A) {
 
 /// Clients that send 10 KB before reading still get their whole joke: the server drains what
 /// they sent before closing, so the kernel does not answer with a reset.
-pub fn client_that_sends_first_gets_the_whole_joke<A: Act>(act: A) {
-    let _one_at_a_time = one_at_a_time();
+fn client_that_sends_first_gets_the_whole_joke<A: Act>(act: A) {
+    let _alone = alone();
     let file = JokesFile::fixture();
     let jokes = file.served_jokes();
     let server = ServerUnderTest::start(act, config_for(&file));
@@ -122,8 +67,8 @@ pub fn client_that_sends_first_gets_the_whole_joke<A: Act>(act: A) {
 
 /// [`BURST`] connections open at the same moment all get whole jokes: the listen backlog and
 /// the accept loop keep up, and no client waits for a SYN retransmission.
-pub fn burst_of_connections_all_get_whole_jokes<A: Act>(act: A) {
-    let _one_at_a_time = one_at_a_time();
+fn burst_of_connections_all_get_whole_jokes<A: Act>(act: A) {
+    let _alone = alone();
     // Both ends of every connection live in this process, plus some slack.
     client::raise_open_files_limit(2 * BURST as u64 + 256);
     let file = JokesFile::fixture();
@@ -139,8 +84,8 @@ pub fn burst_of_connections_all_get_whole_jokes<A: Act>(act: A) {
 
 /// Clients that reset the connection (at once, or after a byte of the joke) do not disturb
 /// the clients around them nor those after them.
-pub fn clients_that_reset_do_not_disturb_the_others<A: Act>(act: A) {
-    let _one_at_a_time = one_at_a_time();
+fn clients_that_reset_do_not_disturb_the_others<A: Act>(act: A) {
+    let _alone = alone();
     let file = JokesFile::fixture();
     let jokes = file.served_jokes();
     let server = ServerUnderTest::start(act, config_for(&file));
@@ -200,11 +145,11 @@ fn serve_with_io_delay<A: Act>(act: A, io_delay: Duration) -> StatsSummary {
 ///   from the machine being busy, hence "far fewer", not zero);
 /// - with no file I/O, the delay (here an hour) is never slept at all: if it were, no client
 ///   would get its joke before its timeout.
-pub fn io_delay_is_spent_where_the_act_does_its_io<A: Act>(act: A, placement: IoPlacement) {
-    let _one_at_a_time = one_at_a_time();
+fn io_delay_is_spent_where_the_act_does_its_io<A: Act>(act: A, placement: FileIo) {
+    let _alone = alone();
     let connections = DELAYED_CONNECTIONS as u64;
     match placement {
-        IoPlacement::OnTheWorker => {
+        FileIo::OnTheWorker => {
             let stats = serve_with_io_delay(act, IO_DELAY);
             assert!(stats.slow_polls >= connections, "{stats:?}");
             assert!(
@@ -212,34 +157,24 @@ pub fn io_delay_is_spent_where_the_act_does_its_io<A: Act>(act: A, placement: Io
                 "{stats:?}"
             );
         }
-        IoPlacement::OffTheWorkers => {
+        FileIo::OffTheWorkers => {
             let stats = serve_with_io_delay(act, IO_DELAY);
             assert!(stats.slow_polls < connections / 2, "{stats:?}");
         }
-        IoPlacement::NoFileIo => {
+        FileIo::None => {
             let stats = serve_with_io_delay(act, Duration::from_secs(3600));
             assert!(stats.slow_polls < connections / 2, "{stats:?}");
         }
     }
 }
 
-fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
-    args.iter().map(Into::into).collect()
-}
-
-pub(crate) fn as_os_strs(args: &[std::ffi::OsString]) -> Vec<&OsStr> {
-    args.iter().map(|arg| arg.as_os_str()).collect()
-}
-
 /// The real binary starts on port 0, serves a joke, and on SIGTERM exits 0 after printing one
 /// JSON line of statistics on stdout.
-pub fn real_binary_serves_then_exits_cleanly_on_sigterm(binary: &str) {
-    let _one_at_a_time = one_at_a_time();
+fn real_binary_serves_then_exits_cleanly_on_sigterm(entry: &ActEntry) {
+    let _alone = alone();
     let file = JokesFile::fixture();
     let jokes = file.served_jokes();
-    let mut args = os(&["--addr", "127.0.0.1:0", "--jokes"]);
-    args.push(file.path().into());
-    let server = RunningBinary::start(binary, &as_os_strs(&args));
+    let server: RunningBinary = start_binary(entry, &server_args(&file));
     let addr = server.addr();
     let received = client_runtime().block_on(client::fetch_joke(addr));
     let exited = server.terminate();
@@ -268,10 +203,10 @@ pub enum BadStartUp {
 }
 
 /// The binary refuses the start-up: exit code 2, and a message on stderr naming the problem.
-pub fn bad_start_up_exits_2(binary: &str, case: BadStartUp) {
-    let _one_at_a_time = one_at_a_time();
+fn bad_start_up_exits_2(entry: &ActEntry, case: BadStartUp) {
+    let _alone = alone();
     let file = JokesFile::fixture();
-    let mut args = os(&["--addr", "127.0.0.1:0"]);
+    let mut args: Vec<OsString> = os(&["--addr", "127.0.0.1:0"]);
     // Held until the binary has exited, for `PortInUse`.
     let mut _occupied = None;
     // What stderr must mention.
@@ -292,7 +227,7 @@ pub fn bad_start_up_exits_2(binary: &str, case: BadStartUp) {
             args.extend(os(&["--jokes"]));
             args.push(empty.path().into());
             let needles = vec![empty.path().display().to_string(), "no jokes".into()];
-            let exited = run_to_exit(binary, &as_os_strs(&args));
+            let exited = run_binary_to_exit(entry, &args);
             return assert_refused(&exited, &needles);
         }
         BadStartUp::InvalidUtf8 => {
@@ -304,7 +239,7 @@ pub fn bad_start_up_exits_2(binary: &str, case: BadStartUp) {
                 "line 3".into(),
                 "UTF-8".into(),
             ];
-            let exited = run_to_exit(binary, &as_os_strs(&args));
+            let exited = run_binary_to_exit(entry, &args);
             return assert_refused(&exited, &needles);
         }
         BadStartUp::BadAddr => {
@@ -335,7 +270,7 @@ pub fn bad_start_up_exits_2(binary: &str, case: BadStartUp) {
             args.extend(os(&["--jokes"]));
             args.push(separators.path().into());
             let needles = vec![separators.path().display().to_string(), "no jokes".into()];
-            let exited = run_to_exit(binary, &as_os_strs(&args));
+            let exited = run_binary_to_exit(entry, &args);
             return assert_refused(&exited, &needles);
         }
         BadStartUp::LineTooLong => {
@@ -348,15 +283,15 @@ pub fn bad_start_up_exits_2(binary: &str, case: BadStartUp) {
                 "line 3".into(),
                 format!("{} bytes", joke_server::MAX_LINE_BYTES + 1),
             ];
-            let exited = run_to_exit(binary, &as_os_strs(&args));
+            let exited = run_binary_to_exit(entry, &args);
             return assert_refused(&exited, &needles);
         }
     };
-    let exited = run_to_exit(binary, &as_os_strs(&args));
+    let exited = run_binary_to_exit(entry, &args);
     assert_refused(&exited, &needles);
 }
 
-fn assert_refused(exited: &crate::binary::Exited, needles: &[String]) {
+fn assert_refused(exited: &Exited, needles: &[String]) {
     assert_eq!(
         exited.code,
         Some(2),
@@ -369,5 +304,89 @@ fn assert_refused(exited: &crate::binary::Exited, needles: &[String]) {
             "stderr does not mention {needle:?}:\n{}",
             exited.stderr
         );
+    }
+}
+
+acts::for_every_act! {
+    tests(entry, act) {
+        #[test]
+        fn serves_exactly_one_joke_of_the_file() {
+            super::serves_exactly_one_joke_of_the_file(act);
+        }
+
+        #[test]
+        fn client_that_sends_first_gets_the_whole_joke() {
+            super::client_that_sends_first_gets_the_whole_joke(act);
+        }
+
+        #[test]
+        fn burst_of_2000_connections_all_get_whole_jokes() {
+            super::burst_of_connections_all_get_whole_jokes(act);
+        }
+
+        #[test]
+        fn clients_that_reset_do_not_disturb_the_others() {
+            super::clients_that_reset_do_not_disturb_the_others(act);
+        }
+
+        #[test]
+        fn io_delay_is_spent_where_the_act_does_its_io() {
+            super::io_delay_is_spent_where_the_act_does_its_io(act, entry.file_io);
+        }
+
+        #[test]
+        fn real_binary_serves_then_exits_cleanly_on_sigterm() {
+            super::real_binary_serves_then_exits_cleanly_on_sigterm(entry);
+        }
+
+        #[test]
+        fn bad_start_up_missing_file_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::MissingFile);
+        }
+
+        #[test]
+        fn bad_start_up_directory_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::Directory);
+        }
+
+        #[test]
+        fn bad_start_up_empty_file_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::EmptyFile);
+        }
+
+        #[test]
+        fn bad_start_up_invalid_utf8_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::InvalidUtf8);
+        }
+
+        #[test]
+        fn bad_start_up_bad_addr_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::BadAddr);
+        }
+
+        #[test]
+        fn bad_start_up_port_in_use_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::PortInUse);
+        }
+
+        #[test]
+        fn bad_start_up_zero_workers_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::ZeroWorkers);
+        }
+
+        #[test]
+        fn bad_start_up_unknown_flag_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::UnknownFlag);
+        }
+
+        #[test]
+        fn bad_start_up_only_separators_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::OnlySeparators);
+        }
+
+        #[test]
+        fn bad_start_up_line_too_long_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::LineTooLong);
+        }
     }
 }

@@ -10,8 +10,8 @@ use anyhow::Context;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::text::{delay, ms};
 use crate::compare::CompareReport;
-use crate::text::ms;
 
 const SIZE: (u32, u32) = (1200, 560);
 const BAR: RGBColor = RGBColor(0x4c, 0x72, 0xb0);
@@ -19,7 +19,7 @@ const P99: RGBColor = RGBColor(0xc4, 0x4e, 0x52);
 
 /// Writes a bar chart of each act's median wall time per round, with a mark at its p99
 /// connection latency.
-pub fn write_chart(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
+pub(super) fn write_chart(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder)
             .with_context(|| format!("creating {}", folder.display()))?;
@@ -46,7 +46,7 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
     // Head room above the tallest bar for its label; and a non-empty axis when all are zero.
     let y_top = if highest > 0.0 { highest * 1.25 } else { 1.0 };
 
-    let io_delay = crate::text::delay(report.io_delay_ms);
+    let io_delay = delay(report.io_delay_ms);
     let caption = format!(
         "Median wall time of a round of {} connections (--io-delay {io_delay}, {} rounds)",
         report.conns, report.rounds

@@ -1,0 +1,314 @@
+//! The command line: the load mode's options, one struct per subcommand, and the options
+//! several of them share (`--timeout`, `--output`, `--acts`, `--jokes`), each declared once and
+//! flattened in where it is used.
+
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use acts::ActEntry;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-client",
+    version,
+    about = "Fires a burst of connections at a joke server (RFC 865), verifies every joke, and \
+             reports latency percentiles; `compare` does it for every act",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Opts {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+
+    #[command(flatten)]
+    pub(crate) load: LoadOpts,
+}
+
+/// The subcommands. Without one, bench-client runs a load against `--addr`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start every act as its own process and run the same load against each, round by round.
+    Compare(CompareOpts),
+    /// Soak every act in turn: many bursts, every joke verified, the server's memory before and
+    /// after. Bounded: it stops by itself after `--total` connections per act.
+    Soak(SoakOpts),
+    /// Run one act's server in this process (what `compare` starts its children with).
+    /// `--help` after the act's name is the act's own.
+    #[command(hide = true, disable_help_flag = true)]
+    Serve(ServeOpts),
+}
+
+/// Options every mode has: how long a connection may take, and how the results are printed.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Shared {
+    /// Limit on the connect, and then on the whole response (each, per connection).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+
+    /// Text for people, or one JSON object for tools.
+    #[arg(long, value_enum, default_value_t = OutputMode::Text)]
+    pub(crate) output: OutputMode,
+}
+
+/// Options of the modes that start the acts themselves (`compare`, `soak`): which acts, and the
+/// jokes file they all serve.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ActsOpts {
+    /// The acts to run, comma-separated: full names, or prefixes such as act1, act2 (both of
+    /// its modes), finale [default: all].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = acts::parse_selection)]
+    pub(crate) acts: Vec<acts::Selection>,
+
+    /// The jokes file every server serves and every joke is checked against
+    /// [default: ./jokes.txt, else the workspace's own jokes.txt].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) jokes: Option<PathBuf>,
+}
+
+impl ActsOpts {
+    /// The acts named by `--acts`, each once, in the order named; every act this build has
+    /// when none is named.
+    pub(crate) fn chosen(&self) -> Vec<&'static ActEntry> {
+        let mut chosen: Vec<&'static ActEntry> = Vec::new();
+        for &act in self.acts.iter().flat_map(|selection| &selection.0) {
+            if !chosen.iter().any(|c| std::ptr::eq(*c, act)) {
+                chosen.push(act);
+            }
+        }
+        if chosen.is_empty() {
+            chosen = acts::available().collect();
+        }
+        chosen
+    }
+
+    /// `--jokes`, or the default jokes file.
+    pub(crate) fn jokes_path(&self) -> PathBuf {
+        self.jokes
+            .clone()
+            .unwrap_or_else(joke_server::default_jokes_path)
+    }
+}
+
+/// Options of the load mode.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LoadOpts {
+    /// The server to load (a name such as localhost:12345 is resolved once, first address).
+    #[arg(long, default_value = "127.0.0.1:12345", value_parser = parse_addr)]
+    pub(crate) addr: SocketAddr,
+
+    /// Connections started at the same instant, in each round.
+    #[arg(long, default_value = "1000")]
+    pub(crate) conns: NonZeroUsize,
+
+    /// Rounds to run, one after the other; the report gives the median wall time per round.
+    #[arg(long, default_value = "1")]
+    pub(crate) rounds: NonZeroUsize,
+
+    /// Check that every response is exactly one joke of this jokes file (served form).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) verify: Option<PathBuf>,
+
+    /// Send these bytes before reading, as a chatty client would; RFC 865 servers discard them.
+    /// Escapes: \n \r \t \0 \\ \xNN.
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) send: Option<SendBytes>,
+
+    #[command(flatten)]
+    pub(crate) shared: Shared,
+}
+
+/// Options of `compare`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CompareOpts {
+    /// Connections started at the same instant, per act and round.
+    #[arg(long, default_value = "1000")]
+    pub(crate) conns: NonZeroUsize,
+
+    /// Rounds; each round loads every act once, one act after the other.
+    #[arg(long, default_value = "10")]
+    pub(crate) rounds: NonZeroUsize,
+
+    /// Passed to every server: a blocking sleep wherever the act reads the jokes file.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub(crate) io_delay: Duration,
+
+    /// Also draw the results as a bar chart into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) chart: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) acts: ActsOpts,
+
+    #[command(flatten)]
+    pub(crate) shared: Shared,
+}
+
+/// Options of `soak`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SoakOpts {
+    /// Connections per act, in all.
+    #[arg(long, default_value = "100000")]
+    pub(crate) total: NonZeroUsize,
+
+    /// Connections started at the same instant.
+    #[arg(long, default_value = "5000")]
+    pub(crate) burst: NonZeroUsize,
+
+    #[command(flatten)]
+    pub(crate) acts: ActsOpts,
+
+    #[command(flatten)]
+    pub(crate) shared: Shared,
+}
+
+/// Options of the hidden `serve` subcommand.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeOpts {
+    /// The act to run.
+    #[arg(value_parser = acts::parse_act)]
+    pub(crate) act: &'static ActEntry,
+
+    /// The server's own options (`--addr`, `--io-delay`, ...), passed on untouched.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) args: Vec<OsString>,
+}
+
+/// How results are printed (see the `printer` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputMode {
+    /// A summary for people, coloured on a terminal.
+    Text,
+    /// One JSON object with stable keys (see bench-client/README.md).
+    Json,
+}
+
+/// The bytes of `--send`, with escapes decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SendBytes(pub(crate) Vec<u8>);
+
+impl FromStr for SendBytes {
+    type Err = String;
+
+    /// Decodes `\n`, `\r`, `\t`, `\0`, `\\` and `\xNN`; every other character stands for its
+    /// UTF-8 bytes. A shell makes a real newline awkward to type, hence the escapes.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut bytes = Vec::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                let mut buffer = [0; 4];
+                bytes.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+                continue;
+            }
+            match chars.next() {
+                Some('n') => bytes.push(b'\n'),
+                Some('r') => bytes.push(b'\r'),
+                Some('t') => bytes.push(b'\t'),
+                Some('0') => bytes.push(0),
+                Some('\\') => bytes.push(b'\\'),
+                Some('x') => {
+                    let hex: String = chars.by_ref().take(2).collect();
+                    let byte = (hex.len() == 2)
+                        .then(|| u8::from_str_radix(&hex, 16).ok())
+                        .flatten()
+                        .ok_or_else(|| format!("\\x needs two hex digits, not {hex:?}"))?;
+                    bytes.push(byte);
+                }
+                Some(other) => return Err(format!("unknown escape \\{other}")),
+                None => return Err("a lone \\ at the end".into()),
+            }
+        }
+        Ok(SendBytes(bytes))
+    }
+}
+
+/// Resolves `--addr`: an IP address and port, or a name and port.
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    text.to_socket_addrs()
+        .map_err(|error| format!("cannot resolve {text:?}: {error}"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_bytes_decode_escapes() {
+        let decode = |s: &str| s.parse::<SendBytes>().map(|b| b.0);
+        assert_eq!(decode("hi\\r\\n").unwrap(), b"hi\r\n");
+        assert_eq!(decode("a\\tb\\\\c\\0").unwrap(), b"a\tb\\c\0");
+        assert_eq!(decode("\\x41\\xff").unwrap(), [0x41, 0xff]);
+        assert_eq!(decode("é").unwrap(), "é".as_bytes());
+        assert!(decode("\\x4").is_err());
+        assert!(decode("\\q").is_err());
+        assert!(decode("end\\").is_err());
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory;
+        Opts::command().debug_assert();
+        let opts = Opts::parse_from(["bench-client", "compare", "--acts", "act1,act1-naive"]);
+        match opts.command {
+            Some(Command::Compare(compare)) => {
+                assert_eq!(compare.acts.acts.len(), 2);
+                // Named twice, run once.
+                assert_eq!(compare.acts.chosen().len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        let opts = Opts::parse_from(["bench-client", "serve", "act1-naive", "--addr", "x"]);
+        match opts.command {
+            Some(Command::Serve(serve)) => assert_eq!(serve.args, ["--addr", "x"]),
+            other => panic!("{other:?}"),
+        }
+        // The act's own --help, not ours.
+        let opts = Opts::parse_from(["bench-client", "serve", "act1-naive", "--help"]);
+        match opts.command {
+            Some(Command::Serve(serve)) => assert_eq!(serve.args, ["--help"]),
+            other => panic!("{other:?}"),
+        }
+        // The shared options, in every mode.
+        for args in [
+            &["bench-client", "--timeout", "3s", "--output", "json"][..],
+            &[
+                "bench-client",
+                "compare",
+                "--timeout",
+                "3s",
+                "--output",
+                "json",
+            ],
+            &[
+                "bench-client",
+                "soak",
+                "--timeout",
+                "3s",
+                "--output",
+                "json",
+            ],
+        ] {
+            let opts = Opts::parse_from(args);
+            let shared = match opts.command {
+                None => opts.load.shared,
+                Some(Command::Compare(compare)) => compare.shared,
+                Some(Command::Soak(soak)) => soak.shared,
+                Some(other) => panic!("{other:?}"),
+            };
+            assert_eq!(shared.timeout, Duration::from_secs(3), "{args:?}");
+            assert_eq!(shared.output, OutputMode::Json, "{args:?}");
+        }
+        assert!(Opts::try_parse_from(["bench-client", "--conns", "0"]).is_err());
+        assert!(Opts::try_parse_from(["bench-client", "--conns", "5", "compare"]).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! Every output bench-client prints, in one place: each report as text for people or as one
+//! JSON object for tools (`--output`), and `compare --chart` as an SVG file. The modes build
+//! their report and hand it here; nothing else writes results to stdout.
+
+mod chart;
+mod text;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cli::OutputMode;
+use crate::compare::CompareReport;
+use crate::soak::SoakReport;
+use crate::stats::LoadReport;
+
+/// A report to print, one per mode.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Report<'a> {
+    Load(&'a LoadRun<'a>),
+    Compare(&'a CompareReport),
+    Soak(&'a SoakReport),
+}
+
+/// A load run: what was asked, then the report's keys (the load mode's JSON, documented in
+/// `bench-client/README.md`).
+#[derive(Debug, Serialize)]
+pub(crate) struct LoadRun<'a> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) conns: usize,
+    pub(crate) rounds: usize,
+    pub(crate) timeout_ms: f64,
+    pub(crate) verify: Option<PathBuf>,
+    pub(crate) send_bytes: usize,
+    pub(crate) optimized: bool,
+    #[serde(flatten)]
+    pub(crate) report: &'a LoadReport,
+}
+
+/// Prints `report` on stdout as `mode` says.
+pub(crate) fn print(mode: OutputMode, report: Report<'_>) -> anyhow::Result<()> {
+    match mode {
+        OutputMode::Text => print!("{}", as_text(report)),
+        OutputMode::Json => println!("{}", as_json(report)?),
+    }
+    Ok(())
+}
+
+fn as_text(report: Report<'_>) -> String {
+    match report {
+        Report::Load(run) => text::load_report(run),
+        Report::Compare(compare) => text::compare_report(compare),
+        Report::Soak(soak) => text::soak_report(soak),
+    }
+}
+
+fn as_json(report: Report<'_>) -> serde_json::Result<String> {
+    match report {
+        Report::Load(run) => serde_json::to_string_pretty(run),
+        Report::Compare(compare) => serde_json::to_string_pretty(compare),
+        Report::Soak(soak) => serde_json::to_string_pretty(soak),
+    }
+}
+
+/// Draws `compare`'s results as a bar chart into the SVG file `path`.
+pub(crate) fn write_chart(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
+    chart::write_chart(path, report)
+}

@@ -1,0 +1,31 @@
+//! What every act must do, written once over the list of acts (`acts::ACTS`) and run against
+//! each: one test binary, with one `#[test]` per act and check, named module by module
+//! (`conformance::act6_framed::serves_exactly_one_joke_of_the_file`), so that a failure names
+//! both. Filter with the act, the check, or both:
+//!
+//! ```text
+//! cargo test -p acts --test cross_act -- act2_block_in_place
+//! cargo test -p acts --test cross_act -- sighup
+//! ```
+//!
+//! - `conformance`: the act served in-process: whole jokes, chatty and rude clients, a burst,
+//!   `--io-delay` where the act does its I/O; and the real process refusing bad start-ups;
+//! - `signals`: the act's real process: SIGTERM alone and in the middle of a burst, SIGHUP,
+//!   running out of file descriptors;
+//! - `same_bytes`: every act sends the very same bytes for a joke, and reports a read error
+//!   before writing any;
+//! - `live_edits`: the jokes file edited under the clients' feet never tears a joke;
+//! - `hostile_clients`: idle crowds, clients that never read, the connection limit;
+//! - `udp`: RFC 865 over UDP.
+//!
+//! "The act's real process" is this crate's `run-act` binary running the act by name: the same
+//! `joke_server::run_act_from` call as the act's own `main`, in a process of its own (its own
+//! runtime, its own signal handlers, its own statistics on stdout).
+
+mod common;
+mod conformance;
+mod hostile_clients;
+mod live_edits;
+mod same_bytes;
+mod signals;
+mod udp;
