@@ -1,18 +1,25 @@
 //! The command line every act shares.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use joke_index::FormatChoice;
 
-/// The options of every joke server (`act1-naive --help` shows them).
+use crate::Config;
+
+/// The address a server listens on when `--addr` is not given. (A [`Config::new`] listens on a
+/// free port instead, as a test wants.)
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 12345));
+
+/// The options of every joke server (`act1-naive --help` shows them). Their defaults are
+/// [`Config`]'s `DEFAULT_*` constants, and [`DEFAULT_ADDR`].
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port (the bound address is logged).
-    #[arg(long, default_value = "127.0.0.1:12345")]
+    #[arg(long, default_value_t = DEFAULT_ADDR)]
     pub addr: SocketAddr,
 
     /// The jokes file [default: ./jokes.txt, else the workspace's own jokes.txt]
@@ -20,12 +27,12 @@ pub struct ServerArgs {
     pub jokes: Option<PathBuf>,
 
     /// Format of the jokes file: detected from its separators, or forced.
-    #[arg(long, value_enum, default_value_t = FormatChoice::Auto)]
+    #[arg(long, value_enum, default_value_t = Config::DEFAULT_FORMAT)]
     pub format: FormatChoice,
 
     /// Length of the queue of connections the kernel completes for us before we accept them
     /// (listen(2)'s backlog; the kernel caps it at net.core.somaxconn).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = Config::DEFAULT_BACKLOG)]
     pub backlog: u32,
 
     /// Runtime worker threads [default: one per CPU].
@@ -33,16 +40,16 @@ pub struct ServerArgs {
     pub workers: Option<NonZeroUsize>,
 
     /// Connections served at once; more wait in the backlog.
-    #[arg(long, default_value = "10000")]
+    #[arg(long, default_value_t = Config::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: NonZeroUsize,
 
     /// How long writing one joke may take before the client is given up on.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub write_timeout: Duration,
+    #[arg(long, default_value_t = Config::DEFAULT_WRITE_TIMEOUT.into())]
+    pub write_timeout: humantime::Duration,
 
     /// Simulate a slow disk: a blocking sleep of this long wherever the act reads the file.
-    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
-    pub io_delay: Duration,
+    #[arg(long, default_value_t = Config::DEFAULT_IO_DELAY.into())]
+    pub io_delay: humantime::Duration,
 
     /// Also answer UDP datagrams on the same address, one joke per datagram.
     #[arg(long)]

@@ -37,7 +37,7 @@ mod stats;
 pub mod supervisor;
 pub mod wire;
 
-pub use cli::{NoActArgs, ServerArgs, default_jokes_path};
+pub use cli::{DEFAULT_ADDR, NoActArgs, ServerArgs, default_jokes_path};
 pub use entry::{run_act, run_act_from, run_act_with};
 pub use jokes::{JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME};
 pub use lines::JokeLines;

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,16 +18,33 @@ use tokio_util::task::TaskTracker;
 use crate::jokes::{LoadError, Reload};
 use crate::{Act, Jokes, ServeError, ServerArgs, Stats, StatsSummary};
 
-/// Everything a server needs to know, from the command line or from a test.
+/// Everything a server needs to know, from the command line ([`Config::from_args`]) or from a
+/// test ([`Config::new`], then change what the test is about).
+///
+/// The defaults are defined once, as the `DEFAULT_*` constants below, and used both here and by
+/// the command line's `[default: ...]`.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The address to listen on (TCP, and UDP with `udp`). Port 0 lets the kernel pick a free
+    /// port; [`Server::local_addr`] then says which.
     pub addr: SocketAddr,
+    /// The jokes file. It is indexed at start-up and watched afterwards.
     pub jokes: PathBuf,
+    /// The jokes file's format: detected from its separators ([`FormatChoice::Auto`]), or forced.
     pub format: FormatChoice,
+    /// listen(2)'s backlog: how many connections the kernel completes and queues for us before
+    /// we accept them. The kernel caps it at `net.core.somaxconn`.
     pub backlog: u32,
+    /// How many connections are served at once. Past it the server stops accepting, and new
+    /// connections wait in the backlog.
     pub max_connections: usize,
+    /// How long serving one joke may take, the act's reading and writing together, before the
+    /// client is given up on (and the connection reset, so the cut joke is not taken as whole).
     pub write_timeout: Duration,
+    /// The simulated slow disk (`--io-delay`): a blocking sleep of this long wherever the act
+    /// does the file I/O of one joke. Zero for none.
     pub io_delay: Duration,
+    /// Whether to answer UDP datagrams too, on the same address, one joke per datagram.
     pub udp: bool,
     /// After the joke is written: how long to wait for the client to close its side...
     pub drain_timeout: Duration,
@@ -39,21 +57,41 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults of the command line, serving `jokes` on a free loopback port.
+    /// The default of `backlog` (`--backlog`).
+    pub const DEFAULT_BACKLOG: u32 = 4096;
+    /// The default of `max_connections` (`--max-connections`).
+    pub const DEFAULT_MAX_CONNECTIONS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
+    /// The default of `write_timeout` (`--write-timeout`).
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default of `io_delay` (`--io-delay`): no simulated delay.
+    pub const DEFAULT_IO_DELAY: Duration = Duration::ZERO;
+    /// The default of `format` (`--format`).
+    pub const DEFAULT_FORMAT: FormatChoice = FormatChoice::Auto;
+    /// The default of `drain_timeout`.
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The default of `drain_limit`.
+    pub const DEFAULT_DRAIN_LIMIT: usize = 64 * 1024;
+    /// The default of `grace_period`.
+    pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+    /// The default of `reload_interval`.
+    pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_millis(500);
+
+    /// The defaults of the command line, serving `jokes` on a free loopback port
+    /// (`127.0.0.1:0`) rather than the command line's fixed one.
     pub fn new(jokes: impl Into<PathBuf>) -> Self {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             jokes: jokes.into(),
-            format: FormatChoice::Auto,
-            backlog: 4096,
-            max_connections: 10_000,
-            write_timeout: Duration::from_secs(10),
-            io_delay: Duration::ZERO,
+            format: Self::DEFAULT_FORMAT,
+            backlog: Self::DEFAULT_BACKLOG,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS.get(),
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            io_delay: Self::DEFAULT_IO_DELAY,
             udp: false,
-            drain_timeout: Duration::from_secs(2),
-            drain_limit: 64 * 1024,
-            grace_period: Duration::from_secs(10),
-            reload_interval: Duration::from_millis(500),
+            drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
+            drain_limit: Self::DEFAULT_DRAIN_LIMIT,
+            grace_period: Self::DEFAULT_GRACE_PERIOD,
+            reload_interval: Self::DEFAULT_RELOAD_INTERVAL,
         }
     }
 
@@ -64,8 +102,8 @@ impl Config {
             format: args.format,
             backlog: args.backlog,
             max_connections: args.max_connections.get(),
-            write_timeout: args.write_timeout,
-            io_delay: args.io_delay,
+            write_timeout: args.write_timeout.into(),
+            io_delay: args.io_delay.into(),
             udp: args.udp,
             ..Config::new(args.jokes_path())
         }
@@ -94,40 +132,78 @@ pub enum StartError {
 /// A joke server, bound and ready: call [`run`](Server::run) to serve.
 #[derive(Debug)]
 pub struct Server<A: Act> {
-    act: Arc<A>,
-    jokes: Arc<Jokes>,
+    /// What every connection shares: the act, the jokes, the counters, the limits.
+    shared: Arc<Shared<A>>,
     listener: TcpListener,
     udp: Option<UdpSocket>,
-    config: Config,
-    stats: Arc<Stats>,
+    /// How many connections are served at once ([`Config::max_connections`]).
+    max_connections: usize,
+    /// How long jokes in flight get to finish at shutdown ([`Config::grace_period`]).
+    grace_period: Duration,
+    /// How often the jokes file is checked for changes ([`Config::reload_interval`]).
+    reload_interval: Duration,
+}
+
+/// What every connection of one server shares, behind one `Arc`: each connection's task holds a
+/// clone of that `Arc`, and nothing else of the server's.
+///
+/// The path, format and `--io-delay` of the jokes file are not here: [`Jokes`] took them, and
+/// every joke it picks carries the delay to wherever the act reads it.
+#[derive(Debug)]
+struct Shared<A> {
+    /// The act, serving one joke per connection. It has an `Arc` of its own because a reload
+    /// hands it to the blocking pool ([`Act::index_loaded`]), which needs an owned handle.
+    act: Arc<A>,
+    /// The jokes file: its current index, swapped for a new one when the file changes.
+    jokes: Jokes,
+    /// The counters, printed at shutdown.
+    stats: Stats,
+    /// The time and byte budgets of one connection.
+    limits: ConnectionLimits,
+    /// Cancelled when the shutdown's grace period runs out, to cut the jokes still in flight.
+    cut_off: CancellationToken,
+}
+
+/// The budgets of one connection, from the [`Config`].
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    /// How long serving the joke may take.
+    write_timeout: Duration,
+    /// How long the polite close waits for the client to close its side...
+    drain_timeout: Duration,
+    /// ...and how many of its bytes it reads meanwhile.
+    drain_limit: usize,
 }
 
 impl<A: Act> Server<A> {
     /// Indexes the jokes file, lets the act load what it needs, and binds the listener (and
     /// the UDP socket with `udp`). Nothing is served until [`run`](Server::run).
     pub async fn bind(act: A, config: Config) -> Result<Self, StartError> {
+        let Config {
+            addr,
+            jokes,
+            format,
+            backlog,
+            max_connections,
+            write_timeout,
+            io_delay,
+            udp,
+            drain_timeout,
+            drain_limit,
+            grace_period,
+            reload_interval,
+        } = config;
         let act = Arc::new(act);
         let jokes = {
-            let (act, path, format, delay) = (
-                Arc::clone(&act),
-                config.jokes.clone(),
-                config.format,
-                config.io_delay,
-            );
-            tokio::task::spawn_blocking(move || Jokes::load(&*act, path, format, delay))
+            let act = Arc::clone(&act);
+            tokio::task::spawn_blocking(move || Jokes::load(&*act, jokes, format, io_delay))
                 .await
                 .expect("indexing the jokes file panicked")?
         };
-        let listener =
-            listen(config.addr, config.backlog).map_err(|source| StartError::Listen {
-                addr: config.addr,
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.addr,
-            source,
-        })?;
-        let udp = if config.udp {
+        let listen_error = |source| StartError::Listen { addr, source };
+        let listener = listen(addr, backlog).map_err(listen_error)?;
+        let local = listener.local_addr().map_err(listen_error)?;
+        let udp = if udp {
             // Same address and port as TCP, so a port-0 server answers both on one number.
             let udp = UdpSocket::bind(local)
                 .await
@@ -139,13 +215,24 @@ impl<A: Act> Server<A> {
         } else {
             None
         };
-        Ok(Server {
+        let shared = Shared {
             act,
-            jokes: Arc::new(jokes),
+            jokes,
+            stats: Stats::default(),
+            limits: ConnectionLimits {
+                write_timeout,
+                drain_timeout,
+                drain_limit,
+            },
+            cut_off: CancellationToken::new(),
+        };
+        Ok(Server {
+            shared: Arc::new(shared),
             listener,
             udp,
-            config,
-            stats: Arc::new(Stats::default()),
+            max_connections,
+            grace_period,
+            reload_interval,
         })
     }
 
@@ -157,20 +244,19 @@ impl<A: Act> Server<A> {
     }
 
     /// The server's counters, live.
-    pub fn stats(&self) -> Arc<Stats> {
-        Arc::clone(&self.stats)
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
     }
 
-    /// The jokes the server serves (to reload them on SIGHUP, say).
-    pub fn jokes(&self) -> Arc<Jokes> {
-        Arc::clone(&self.jokes)
+    /// The jokes the server serves.
+    pub fn jokes(&self) -> &Jokes {
+        &self.shared.jokes
     }
 
     /// A handle that rebuilds the index on demand (the binaries call it on SIGHUP).
     pub fn reload_handle(&self) -> ReloadHandle<A> {
         ReloadHandle {
-            jokes: Arc::clone(&self.jokes),
-            act: Arc::clone(&self.act),
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -178,40 +264,30 @@ impl<A: Act> Server<A> {
     /// to the grace period to finish, and returns the final counters.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> StatsSummary {
         let Server {
-            act,
-            jokes,
+            shared,
             listener,
             udp,
-            config,
-            stats,
+            max_connections,
+            grace_period,
+            reload_interval,
         } = self;
-        let config = Arc::new(config);
         // Cancelling this token tells the background tasks (file watcher, UDP) to stop.
         let stopping = CancellationToken::new();
-        // Every connection task is spawned through the tracker, so that shutdown can wait for
-        // exactly those tasks to finish.
-        let connections = TaskTracker::new();
-        // Cancelled if the grace period runs out, to cut the jokes still in flight.
-        let cut_off = CancellationToken::new();
-
         let watcher = tokio::spawn(watch_jokes_file(
-            Arc::clone(&jokes),
-            Arc::clone(&act),
-            config.reload_interval,
+            Arc::clone(&shared),
+            reload_interval,
             stopping.clone(),
         ));
-        let udp_task = udp.map(|udp| {
-            tokio::spawn(answer_udp(
-                udp,
-                Arc::clone(&jokes),
-                Arc::clone(&stats),
-                stopping.clone(),
-            ))
-        });
+        let udp_task =
+            udp.map(|udp| tokio::spawn(answer_udp(udp, Arc::clone(&shared), stopping.clone())));
+        let mut listener = Listener::new(listener, Arc::clone(&shared), max_connections);
+        // Every connection task is spawned through the tracker, so that shutdown can wait for
+        // exactly those tasks to finish.
+        let connections = listener.connections.clone();
 
         // ANCHOR: run_until_shutdown
         tokio::select! {
-            () = accept_loop(&listener, &act, &jokes, &config, &stats, &connections, &cut_off) => {}
+            () = listener.run() => {}
             () = shutdown => {
                 tracing::info!("shutting down: no new connections, finishing jokes in flight");
             }
@@ -223,25 +299,24 @@ impl<A: Act> Server<A> {
         drop(listener);
         stopping.cancel();
         connections.close();
-        if tokio::time::timeout(config.grace_period, connections.wait())
+        if tokio::time::timeout(grace_period, connections.wait())
             .await
             .is_err()
         {
             tracing::warn!(
-                "{} connections still open after the {:?} grace period; cutting them off",
+                "{} connections still open after the {grace_period:?} grace period; cutting them off",
                 connections.len(),
-                config.grace_period
             );
             // Each of them resets its connection, so no client mistakes a cut joke for a
             // whole one; then they are gone.
-            cut_off.cancel();
+            shared.cut_off.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
         }
         let _ = watcher.await;
         if let Some(task) = udp_task {
             let _ = task.await;
         }
-        stats.summary()
+        shared.stats.summary()
         // ANCHOR_END: shutdown
     }
 }
@@ -249,14 +324,13 @@ impl<A: Act> Server<A> {
 /// Rebuilds a running server's index on demand.
 #[derive(Debug)]
 pub struct ReloadHandle<A: Act> {
-    jokes: Arc<Jokes>,
-    act: Arc<A>,
+    shared: Arc<Shared<A>>,
 }
 
 impl<A: Act> ReloadHandle<A> {
     /// Rebuilds the index now, even if the file looks unchanged.
     pub async fn reload(&self) -> Reload {
-        self.jokes.reload(&self.act, true).await
+        self.shared.jokes.reload(&self.shared.act, true).await
     }
 }
 
@@ -278,55 +352,64 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 }
 // ANCHOR_END: listen
 
-/// Accepts connections forever, one task each.
-async fn accept_loop<A: Act>(
-    listener: &TcpListener,
-    act: &Arc<A>,
-    jokes: &Arc<Jokes>,
-    config: &Arc<Config>,
-    stats: &Arc<Stats>,
-    connections: &TaskTracker,
-    cut_off: &CancellationToken,
-) {
-    // The connection limit. A permit is taken *before* accepting, so at the limit we stop
-    // calling accept and new connections wait in the kernel's backlog, rather than being
-    // accepted and then left hanging. The permit moves into the connection's task and is
-    // released when the task ends.
+/// The accept loop and what it needs: the listening socket, the connection limit, the tracker
+/// of connection tasks, and the back-off for failed accepts.
+#[derive(Debug)]
+struct Listener<A> {
+    listener: TcpListener,
+    shared: Arc<Shared<A>>,
+    /// The connection limit. A permit is taken *before* accepting, so at the limit we stop
+    /// calling accept and new connections wait in the kernel's backlog, rather than being
+    /// accepted and then left hanging. The permit moves into the connection's task and is
+    /// released when the task ends.
+    limit: Arc<Semaphore>,
+    /// Every connection task is spawned through it, so that shutdown can wait for them.
+    connections: TaskTracker,
+    backoff: AcceptBackoff,
+}
+
+impl<A: Act> Listener<A> {
+    fn new(listener: TcpListener, shared: Arc<Shared<A>>, max_connections: usize) -> Self {
+        Listener {
+            listener,
+            shared,
+            limit: Arc::new(Semaphore::new(max_connections)),
+            connections: TaskTracker::new(),
+            backoff: AcceptBackoff::default(),
+        }
+    }
+
+    /// Accepts connections forever, one task each.
     // ANCHOR: accept_loop
-    let limit = Arc::new(Semaphore::new(config.max_connections));
-    let mut backoff = AcceptBackoff::default();
-    loop {
-        let permit = Arc::clone(&limit)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let socket = match listener.accept().await {
-            Ok((socket, _peer)) => {
-                backoff.succeeded();
-                socket
-            }
-            Err(error) => {
-                stats.accept_failed();
-                backoff.failed(&error).await;
-                continue;
-            }
-        };
-        let task = serve_connection(
-            socket,
-            Arc::clone(act),
-            Arc::clone(jokes),
-            Arc::clone(config),
-            Arc::clone(stats),
-            cut_off.clone(),
-        );
-        let instrumented = stats.instrument({
-            let stats = Arc::clone(stats);
-            async move {
-                stats.time_polls(task).await;
+    async fn run(&mut self) {
+        loop {
+            let permit = Arc::clone(&self.limit)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let socket = match self.listener.accept().await {
+                Ok((socket, _peer)) => {
+                    self.backoff.succeeded();
+                    socket
+                }
+                Err(error) => {
+                    self.shared.stats.accept_failed();
+                    self.backoff.failed(&error).await;
+                    continue;
+                }
+            };
+            // The task's one handle on the server: a clone of the shared state's `Arc`.
+            let shared = Arc::clone(&self.shared);
+            let task = async move {
+                let handler = Handler {
+                    shared: &shared,
+                    socket,
+                };
+                shared.stats.time_polls(handler.run()).await;
                 drop(permit);
-            }
-        });
-        connections.spawn(instrumented);
+            };
+            self.connections.spawn(self.shared.stats.instrument(task));
+        }
     }
     // ANCHOR_END: accept_loop
 }
@@ -395,52 +478,82 @@ impl AcceptBackoff {
     // ANCHOR_END: backoff_recovered
 }
 
-/// The life of one connection: serve the joke (bounded by the write timeout), then close in
-/// the RFC 865 way.
-async fn serve_connection<A: Act>(
-    mut socket: TcpStream,
-    act: Arc<A>,
-    jokes: Arc<Jokes>,
-    config: Arc<Config>,
-    stats: Arc<Stats>,
-    cut_off: CancellationToken,
-) {
-    // Streaming acts write a joke line by line. With Nagle's algorithm on, the second small
-    // write would wait for the client's acknowledgement of the first, which a client may delay
-    // by up to 40 ms. We want to measure the acts, not that interaction.
-    // ANCHOR: serve_connection
-    let _ = socket.set_nodelay(true);
-    let served = tokio::select! {
-        served = tokio::time::timeout(
-            config.write_timeout,
-            serve_with_fresh_index(&mut socket, &act, &jokes),
-        ) => served,
-        // The shutdown's grace period is over: this joke will not be finished.
-        () = cut_off.cancelled() => {
-            tracing::debug!("cut off by the end of the shutdown grace period");
-            return abort(socket);
+/// One connection, from accept to close.
+#[derive(Debug)]
+struct Handler<'a, A> {
+    /// The server's shared state, borrowed from the `Arc` the connection's task holds.
+    shared: &'a Shared<A>,
+    socket: TcpStream,
+}
+
+impl<A: Act> Handler<'_, A> {
+    /// The life of one connection: serve the joke (bounded by the write timeout), then close in
+    /// the RFC 865 way.
+    async fn run(mut self) {
+        let Shared {
+            stats,
+            limits,
+            cut_off,
+            ..
+        } = self.shared;
+        // Streaming acts write a joke line by line. With Nagle's algorithm on, the second small
+        // write would wait for the client's acknowledgement of the first, which a client may
+        // delay by up to 40 ms. We want to measure the acts, not that interaction.
+        // ANCHOR: serve_connection
+        let _ = self.socket.set_nodelay(true);
+        let served = tokio::select! {
+            served = tokio::time::timeout(limits.write_timeout, self.serve_with_fresh_index()) => {
+                served
+            }
+            // The shutdown's grace period is over: this joke will not be finished.
+            () = cut_off.cancelled() => {
+                tracing::debug!("cut off by the end of the shutdown grace period");
+                return abort(self.socket);
+            }
+        };
+        match served {
+            Ok(Ok(())) => stats.served(),
+            Ok(Err(ServeError::Read(error))) => {
+                // Nothing was written; the client gets a clean close and no joke.
+                stats.read_failed();
+                tracing::debug!("no joke served: {error}");
+            }
+            Ok(Err(ServeError::Write(error))) => {
+                stats.write_failed();
+                tracing::debug!("client went away: {error}");
+                return;
+            }
+            Err(_elapsed) => {
+                stats.write_timed_out();
+                tracing::debug!("write timed out after {:?}", limits.write_timeout);
+                return abort(self.socket);
+            }
         }
-    };
-    match served {
-        Ok(Ok(())) => stats.served(),
-        Ok(Err(ServeError::Read(error))) => {
-            // Nothing was written; the client gets a clean close and no joke.
-            stats.read_failed();
-            tracing::debug!("no joke served: {error}");
-        }
-        Ok(Err(ServeError::Write(error))) => {
-            stats.write_failed();
-            tracing::debug!("client went away: {error}");
-            return;
-        }
-        Err(_elapsed) => {
-            stats.write_timed_out();
-            tracing::debug!("write timed out after {:?}", config.write_timeout);
-            return abort(socket);
+        close_politely(self.socket, limits.drain_timeout, limits.drain_limit).await;
+        // ANCHOR_END: serve_connection
+    }
+
+    /// Serves one joke; if the file changed since the index was built, rebuilds the index and
+    /// tries again (nothing has been written when an act reports a read error).
+    // ANCHOR: retry
+    async fn serve_with_fresh_index(&mut self) -> Result<(), ServeError> {
+        const ATTEMPTS: usize = 3;
+        let Shared { act, jokes, .. } = self.shared;
+        let mut attempt = 1;
+        loop {
+            let joke = jokes.pick();
+            match act.serve_joke(joke, &mut self.socket).await {
+                Err(ServeError::Read(error)) if error.is_stale() && attempt < ATTEMPTS => {
+                    if jokes.reload(act, false).await == Reload::Failed {
+                        return Err(ServeError::Read(error));
+                    }
+                    attempt += 1;
+                }
+                result => return result,
+            }
         }
     }
-    close_politely(socket, config.drain_timeout, config.drain_limit).await;
-    // ANCHOR_END: serve_connection
+    // ANCHOR_END: retry
 }
 
 /// Ends a connection whose joke was cut short with a reset rather than the usual end-of-file.
@@ -454,31 +567,6 @@ fn abort(socket: TcpStream) {
     drop(socket);
 }
 // ANCHOR_END: abort
-
-/// Serves one joke; if the file changed since the index was built, rebuilds the index and
-/// tries again (nothing has been written when an act reports a read error).
-// ANCHOR: retry
-async fn serve_with_fresh_index<A: Act>(
-    socket: &mut TcpStream,
-    act: &Arc<A>,
-    jokes: &Jokes,
-) -> Result<(), ServeError> {
-    const ATTEMPTS: usize = 3;
-    let mut attempt = 1;
-    loop {
-        let joke = jokes.pick();
-        match act.serve_joke(joke, socket).await {
-            Err(ServeError::Read(error)) if error.is_stale() && attempt < ATTEMPTS => {
-                if jokes.reload(act, false).await == Reload::Failed {
-                    return Err(ServeError::Read(error));
-                }
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
-}
-// ANCHOR_END: retry
 
 /// RFC 865's close. The server never needs the client's bytes, but if it closes a socket
 /// whose receive queue holds unread bytes, the kernel answers with a reset, and a reset can
@@ -506,8 +594,7 @@ async fn close_politely(mut socket: TcpStream, timeout: Duration, limit: usize) 
 
 /// Checks the jokes file every `interval`, and rebuilds the index when it changed.
 async fn watch_jokes_file<A: Act>(
-    jokes: Arc<Jokes>,
-    act: Arc<A>,
+    shared: Arc<Shared<A>>,
     interval: Duration,
     stopping: CancellationToken,
 ) {
@@ -517,19 +604,15 @@ async fn watch_jokes_file<A: Act>(
         tokio::select! {
             () = stopping.cancelled() => return,
             _ = ticks.tick() => {
-                jokes.reload(&act, false).await;
+                shared.jokes.reload(&shared.act, false).await;
             }
         }
     }
 }
 
 /// RFC 865 over UDP: any datagram gets one joke back.
-async fn answer_udp(
-    udp: UdpSocket,
-    jokes: Arc<Jokes>,
-    stats: Arc<Stats>,
-    stopping: CancellationToken,
-) {
+async fn answer_udp<A: Act>(udp: UdpSocket, shared: Arc<Shared<A>>, stopping: CancellationToken) {
+    let Shared { jokes, stats, .. } = &*shared;
     // The largest payload a UDP datagram can carry over IPv4.
     const MAX_DATAGRAM: usize = 65_507;
     let mut request = [0u8; 512];
