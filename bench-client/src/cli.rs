@@ -12,6 +12,8 @@ use std::time::Duration;
 use acts::ActEntry;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::rate::Rate;
+
 /// The command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +36,10 @@ pub struct Opts {
 pub(crate) enum Command {
     /// Start every act as its own process and run the same load against each, round by round.
     Compare(CompareOpts),
+    /// Each act's latency against the offered load: for every rate of a ladder, every act in
+    /// turn runs the rate mode for `--step`; prints p50/p99 response time per act per rate and
+    /// each act's knee. Pins the servers and the client to different CPUs with taskset.
+    Sweep(SweepOpts),
     /// Soak every act in turn: many bursts, every joke verified, the server's memory before and
     /// after. Bounded: it stops by itself after `--total` connections per act.
     Soak(SoakOpts),
@@ -94,6 +100,44 @@ impl ActsOpts {
     }
 }
 
+/// Options of the open loop (the rate mode and `sweep`): the warm-up before the counted part
+/// of each run, and the bound on connections open at once.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OpenLoopOpts {
+    /// Run the schedule this long before counting, to warm up both sides [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) warmup: Option<Duration>,
+
+    /// Connections open at once, at most; when all are open the next connection waits (and
+    /// the run is reported as limited by the bound) [default: 10000, or what the open-files
+    /// limit allows].
+    #[arg(long, value_name = "N")]
+    pub(crate) max_open: Option<NonZeroUsize>,
+}
+
+impl OpenLoopOpts {
+    /// `--warmup`, or its default.
+    pub(crate) fn warmup(&self) -> Duration {
+        self.warmup.unwrap_or(Duration::from_secs(1))
+    }
+
+    /// `--max-open`, or its default.
+    pub(crate) fn max_open(&self) -> usize {
+        self.max_open.map_or(10_000, NonZeroUsize::get)
+    }
+
+    /// Whether either option was given (the burst mode has no use for them).
+    pub(crate) fn given(&self) -> Option<&'static str> {
+        if self.warmup.is_some() {
+            Some("--warmup")
+        } else if self.max_open.is_some() {
+            Some("--max-open")
+        } else {
+            None
+        }
+    }
+}
+
 /// Options of the load mode.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LoadOpts {
@@ -118,6 +162,21 @@ pub(crate) struct LoadOpts {
     #[arg(long, value_name = "BYTES")]
     pub(crate) send: Option<SendBytes>,
 
+    /// Open loop instead of bursts: start connections on a schedule, this many per second
+    /// (2000/s, 120/min, 2/ms), whatever became of the earlier ones, for --duration.
+    // `allow_hyphen_values`: `--rate -3/s` is a bad rate (and says why), not an unknown option.
+    #[arg(long, value_name = "RATE", conflicts_with_all = ["conns", "rounds"],
+          allow_hyphen_values = true)]
+    pub(crate) rate: Option<Rate>,
+
+    /// How long the counted part of a --rate run lasts.
+    #[arg(long, value_name = "DURATION", default_value = "10s", requires = "rate",
+          value_parser = humantime::parse_duration)]
+    pub(crate) duration: Duration,
+
+    #[command(flatten)]
+    pub(crate) open_loop: OpenLoopOpts,
+
     #[command(flatten)]
     pub(crate) shared: Shared,
 }
@@ -140,6 +199,58 @@ pub(crate) struct CompareOpts {
     /// Also draw the results as a bar chart into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) chart: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) acts: ActsOpts,
+
+    #[command(flatten)]
+    pub(crate) shared: Shared,
+}
+
+/// Options of `sweep`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SweepOpts {
+    /// The offered rates, comma-separated, each as --rate takes it, climbed in this order.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "250/s,500/s,1000/s,1500/s,2000/s,3000/s,5000/s,8000/s"
+    )]
+    pub(crate) rates: Vec<Rate>,
+
+    /// How long each act runs at each rate (counted; the warm-up comes before).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub(crate) step: Duration,
+
+    /// An act's knee is the highest rate at which its p99 response time stays within this,
+    /// with no errors (at that rate and every lower one).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub(crate) threshold: Duration,
+
+    /// Passed to every server: a blocking sleep wherever the act reads the jokes file.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub(crate) io_delay: Duration,
+
+    /// Keep climbing after an act's first failed rate (by default the act stops there: its
+    /// knee is below, and every higher rate only queues more).
+    #[arg(long)]
+    pub(crate) every_rate: bool,
+
+    /// Do not pin the servers and the client to different CPUs.
+    #[arg(long)]
+    pub(crate) no_pin: bool,
+
+    /// Also draw latency against offered rate, one line per act, into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) chart: Option<PathBuf>,
+
+    /// Also write the results as the book's keyed figures (see docs/src/figures/).
+    #[arg(long, value_name = "FILE.md")]
+    pub(crate) figures: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) open_loop: OpenLoopOpts,
 
     #[command(flatten)]
     pub(crate) acts: ActsOpts,
@@ -291,6 +402,14 @@ mod tests {
             ],
             &[
                 "bench-client",
+                "sweep",
+                "--timeout",
+                "3s",
+                "--output",
+                "json",
+            ],
+            &[
+                "bench-client",
                 "soak",
                 "--timeout",
                 "3s",
@@ -303,6 +422,7 @@ mod tests {
                 None => opts.load.shared,
                 Some(Command::Compare(compare)) => compare.shared,
                 Some(Command::Soak(soak)) => soak.shared,
+                Some(Command::Sweep(sweep)) => sweep.shared,
                 Some(other) => panic!("{other:?}"),
             };
             assert_eq!(shared.timeout, Duration::from_secs(3), "{args:?}");

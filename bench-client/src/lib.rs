@@ -7,6 +7,11 @@
 //!   connections at the same instant, reads each to end-of-stream, and reports latency
 //!   percentiles, wall time per round, errors by kind. With `--verify` every response must be
 //!   exactly one joke of the file.
+//! - **Rate mode** (`bench-client --rate 2000/s --duration 10s`): an open loop, connections
+//!   started on a schedule whatever became of the earlier ones; response time from the moment
+//!   each was due beside service time from its connect, and the client's own lateness.
+//! - **`sweep`**: every act climbs a ladder of rates in the rate mode; p50/p99 per act per rate,
+//!   each act's knee, a chart of latency against offered rate.
 //! - **`compare`** (`cargo run --release -p bench-client -- compare`): starts every act as its
 //!   own process, runs the same load against each, round by round, and prints one table with
 //!   the server's own count of blocked worker threads beside the client's timings.
@@ -27,11 +32,13 @@ mod cli;
 mod compare;
 mod load;
 mod printer;
+mod rate;
 // The servers `compare` and `soak` start, about to be replaced by the harness's supervisor.
 #[allow(unreachable_pub)]
 mod servers;
 mod soak;
 mod stats;
+mod sweep;
 mod verify;
 
 pub use cli::Opts;
@@ -40,15 +47,18 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use joke_index::exit_code;
 
-use crate::cli::{Command, CompareOpts, LoadOpts, SoakOpts};
+use crate::cli::{Command, CompareOpts, LoadOpts, SoakOpts, SweepOpts};
 use crate::compare::{CompareSettings, compare};
 use crate::load::{LoadPlan, run_round};
-use crate::printer::{LoadRun, Report};
+use crate::printer::{LoadRun, RateRun, Report};
+use crate::rate::{RatePlan, open_bound, run_rate};
 use crate::soak::{SoakSettings, soak};
 use crate::stats::Tally;
+use crate::sweep::{Pinning, SweepSettings, sweep};
 use crate::verify::JokeSet;
 
 /// Bad input found before any connection (an unreadable `--verify` file, say): exit code 2.
@@ -75,6 +85,8 @@ pub fn run(opts: Opts) -> ExitCode {
         }
         Some(Command::Compare(compare)) => run_compare(compare),
         Some(Command::Soak(soak)) => run_soak(soak),
+        Some(Command::Sweep(sweep)) => run_sweep(sweep),
+        None if opts.load.rate.is_some() => run_rate_mode(opts.load),
         None => run_load(opts.load),
     };
     match outcome {
@@ -94,24 +106,14 @@ pub fn run(opts: Opts) -> ExitCode {
 
 /// The load mode. Returns whether every connection succeeded.
 fn run_load(opts: LoadOpts) -> anyhow::Result<bool> {
+    if let Some(flag) = opts.open_loop.given() {
+        return Err(BadInput(format!("{flag} belongs to the rate mode: add --rate")).into());
+    }
     warn_if_unoptimised();
     let conns = opts.conns.get();
     let rounds = opts.rounds.get();
     load::ensure_open_files(conns);
-    let verify = match &opts.verify {
-        Some(path) => Some(Arc::new(
-            JokeSet::load(path).map_err(|error| BadInput(format!("--verify: {error:#}")))?,
-        )),
-        None => None,
-    };
-    let send = opts.send.clone().map(|s| s.0).unwrap_or_default();
-    let plan = Arc::new(LoadPlan {
-        addr: opts.addr,
-        conns,
-        timeout: opts.shared.timeout,
-        send: Arc::from(send),
-        verify,
-    });
+    let plan = load_plan(&opts, conns)?;
 
     let tally = client_runtime()?.block_on(async {
         let progress = progress_bar((conns * rounds) as u64);
@@ -137,6 +139,106 @@ fn run_load(opts: LoadOpts) -> anyhow::Result<bool> {
     };
     printer::print(opts.shared.output, Report::Load(&run))?;
     Ok(report.all_succeeded())
+}
+
+/// Where to connect and what counts as a good joke, from the load mode's options (shared by
+/// the burst and the rate mode).
+fn load_plan(opts: &LoadOpts, conns: usize) -> anyhow::Result<Arc<LoadPlan>> {
+    let verify = match &opts.verify {
+        Some(path) => Some(Arc::new(
+            JokeSet::load(path).map_err(|error| BadInput(format!("--verify: {error:#}")))?,
+        )),
+        None => None,
+    };
+    let send = opts.send.clone().map(|s| s.0).unwrap_or_default();
+    Ok(Arc::new(LoadPlan {
+        addr: opts.addr,
+        conns,
+        timeout: opts.shared.timeout,
+        send: Arc::from(send),
+        verify,
+    }))
+}
+
+// ANCHOR: rate_mode
+/// The rate mode (`--rate`). Returns whether every connection of the schedule started on its
+/// slot, succeeded and verified.
+fn run_rate_mode(opts: LoadOpts) -> anyhow::Result<bool> {
+    let rate = opts.rate.context("the rate mode needs --rate")?;
+    warn_if_unoptimised();
+    let (max_open, bound) = open_bound(opts.open_loop.max_open());
+    let plan = RatePlan {
+        connection: load_plan(&opts, 0)?,
+        rate,
+        duration: opts.duration,
+        warmup: opts.open_loop.warmup(),
+        max_open,
+        bound,
+    };
+    let expected = (rate.per_second() * (plan.duration + plan.warmup).as_secs_f64()).ceil();
+    let report = client_runtime()?.block_on(async {
+        let progress = progress_bar(expected as u64);
+        progress.set_message(format!(
+            "{rate} for {}",
+            humantime::format_duration(plan.duration)
+        ));
+        let report = run_rate(&plan, &progress).await;
+        progress.finish_and_clear();
+        report
+    });
+    let run = RateRun {
+        addr: opts.addr,
+        rate: rate.to_string(),
+        timeout_ms: opts.shared.timeout.as_secs_f64() * 1e3,
+        verify: opts.verify.clone(),
+        send_bytes: plan.connection.send.len(),
+        optimized: !cfg!(debug_assertions),
+        report: &report,
+    };
+    printer::print(opts.shared.output, Report::Rate(&run))?;
+    if let Some(message) = report.limit_message() {
+        eprintln!("bench-client: error: {message}");
+    }
+    if let Some(message) = report.lateness_message() {
+        eprintln!("bench-client: warning: {message}");
+    }
+    Ok(report.all_succeeded())
+}
+// ANCHOR_END: rate_mode
+
+/// `sweep`. Returns whether every server ran and stopped cleanly (rates past an act's knee
+/// fail by design: they are the result).
+fn run_sweep(opts: SweepOpts) -> anyhow::Result<bool> {
+    warn_if_unoptimised();
+    // Before the runtime starts its threads, so that they all inherit the client's CPU.
+    let pinning = Pinning::apply(!opts.no_pin);
+    eprintln!("bench-client sweep: {}", pinning.note);
+    let (max_open, bound) = open_bound(opts.open_loop.max_open());
+    let settings = SweepSettings {
+        acts: opts.acts.chosen(),
+        rates: sweep::ladder(opts.rates.clone()),
+        step: opts.step,
+        warmup: opts.open_loop.warmup(),
+        threshold: opts.threshold,
+        io_delay: opts.io_delay,
+        max_open,
+        bound,
+        timeout: opts.shared.timeout,
+        jokes: opts.acts.jokes_path(),
+        every_rate: opts.every_rate,
+        pinning,
+    };
+    let report = client_runtime()?.block_on(sweep(&settings))?;
+    printer::print(opts.shared.output, Report::Sweep(&report))?;
+    if let Some(path) = &opts.chart {
+        printer::write_curve(path, &report)?;
+        eprintln!("bench-client: chart written to {}", path.display());
+    }
+    if let Some(path) = &opts.figures {
+        printer::write_sweep_figures(path, &report)?;
+        eprintln!("bench-client: figures written to {}", path.display());
+    }
+    Ok(report.servers_ok())
 }
 
 /// `compare`. Returns whether every act served every connection and exited cleanly.

@@ -164,7 +164,7 @@ pub(crate) async fn run_round(plan: &Arc<LoadPlan>, progress: &ProgressBar) -> R
 /// SYN is retried by the kernel for minutes), and then the whole exchange must finish within
 /// another `--timeout` (a server that accepts and never writes, or trickles a byte a second,
 /// would otherwise hold us forever).
-async fn one_connection(plan: &LoadPlan) -> ConnOutcome {
+pub(crate) async fn one_connection(plan: &LoadPlan) -> ConnOutcome {
     let started = Instant::now();
     let mut outcome = ConnOutcome {
         result: Err(Failure {
@@ -258,12 +258,25 @@ pub(crate) fn check_response(response: &[u8], verify: Option<&JokeSet>) -> Resul
     }
 }
 
+/// Open files kept free beyond the sockets: stdin/out/err, the runtime's epoll and wakeup
+/// descriptors, the jokes file, the pipes to the servers `compare` starts.
+const SPARE: u64 = 64;
+
+/// Raises the open-files limit for `conns` connections as far as the hard limit allows, and
+/// returns how many of them fit (`conns` when all do).
+pub(crate) fn raise_open_files(conns: usize) -> usize {
+    let needed = conns as u64 + SPARE;
+    let limit = rlimit::increase_nofile_limit(needed)
+        .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
+        .unwrap_or(needed);
+    usize::try_from(limit.saturating_sub(SPARE))
+        .unwrap_or(usize::MAX)
+        .min(conns)
+}
+
 /// The soft limit on open files is often 1024, and every connection is one. Raise it as far as
 /// the hard limit allows, and say so plainly when that is not enough for `conns`.
 pub(crate) fn ensure_open_files(conns: usize) {
-    // Beyond the sockets: stdin/out/err, the runtime's epoll and wakeup descriptors, the jokes
-    // file, the pipes to the servers `compare` starts.
-    const SPARE: u64 = 64;
     let needed = conns as u64 + SPARE;
     match rlimit::increase_nofile_limit(needed) {
         Ok(limit) if limit < needed => eprintln!(

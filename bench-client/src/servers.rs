@@ -1,5 +1,6 @@
 //! The servers `compare` starts: one child process per act, run by joke-server's supervisor.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -41,8 +42,24 @@ impl ServerProcess {
         jokes: &Path,
         io_delay: Duration,
     ) -> anyhow::Result<Self> {
+        Self::start_with(act, jokes, io_delay, &[], &[]).await
+    }
+
+    /// [`start`](Self::start), run through `wrapper` (a program and its arguments that then
+    /// run ours, such as `taskset -c 1`), with `extra` arguments for the server.
+    pub async fn start_with(
+        act: &'static ActEntry,
+        jokes: &Path,
+        io_delay: Duration,
+        wrapper: &[OsString],
+        extra: &[OsString],
+    ) -> anyhow::Result<Self> {
         let me = std::env::current_exe().context("finding bench-client's own binary")?;
-        let server = Launch::new(me)
+        let launch = match wrapper.split_first() {
+            Some((program, args)) => Launch::new(program).args(args).arg(me),
+            None => Launch::new(me),
+        };
+        let server = launch
             .name(act.name)
             .arg("serve")
             .arg(act.name)
@@ -50,6 +67,7 @@ impl ServerProcess {
             .arg(jokes)
             .arg("--io-delay")
             .arg(humantime::format_duration(io_delay).to_string())
+            .args(extra)
             .start()
             .await?;
         Ok(ServerProcess {

@@ -99,6 +99,20 @@ async fn serve_text(text: &'static [u8]) -> SocketAddr {
     addr
 }
 
+/// A server that accepts every connection, keeps it open and writes nothing (until the
+/// returned task is aborted).
+async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let holder = tokio::spawn(async move {
+        let mut held: Vec<TcpStream> = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, holder)
+}
+
 fn count(json: &Value, key: &str) -> u64 {
     json[key]
         .as_u64()
@@ -265,15 +279,7 @@ async fn half_a_joke_is_not_a_joke() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_writes_is_a_counted_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    // Accept, keep the socket open, write nothing.
-    let holder = tokio::spawn(async move {
-        let mut held: Vec<TcpStream> = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let (addr, holder) = silent_server().await;
     let args = ["--addr", &addr, "--conns", "5", "--timeout", "300ms"];
     let (code, json, stderr) = bench_client_json(&args).await;
     holder.abort();
@@ -471,4 +477,227 @@ async fn a_soak_with_a_bad_jokes_file_is_bad_input() {
     .await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("empty.txt"), "{stderr}");
+}
+
+// The rate mode and `sweep`. Rates are low and runs a second or two: these check what the
+// client does (its schedule, its bound, its report), never how fast anything is.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_mode_keeps_its_schedule_against_a_real_act() {
+    let act = InProcessAct::start().await;
+    let addr = act.addr.to_string();
+    let jokes = jokes_file();
+    let args = [
+        "--addr",
+        &addr,
+        "--rate",
+        "20/s",
+        "--duration",
+        "1s",
+        "--warmup",
+        "250ms",
+        "--verify",
+        jokes.to_str().unwrap(),
+    ];
+    let began = std::time::Instant::now();
+    let (code, json, stderr) = bench_client_json(&args).await;
+    let took = began.elapsed();
+    let stats = act.stop().await;
+
+    assert_eq!(code, Some(0), "{json:#}\n{stderr}");
+    assert_eq!(json["rate"], "20/s");
+    // 5 warm-up connections (250 ms at 20/s), then 20 counted, every one started and verified.
+    assert_eq!(count(&json, "warmup_connections"), 5, "{json:#}");
+    for key in ["scheduled", "started", "succeeded"] {
+        assert_eq!(count(&json, key), 20, "{key}: {json:#}");
+    }
+    assert_eq!(count(&json, "not_started"), 0);
+    assert_eq!(count(&json, "failed"), 0);
+    assert_eq!(count(&json, "waited_for_slot"), 0);
+    assert!(json["limited_by"].is_null(), "{json:#}");
+    assert_eq!(errors_total(&json["errors"]), 0);
+    assert!(json["schedule_kept"].is_boolean(), "{json:#}");
+    // The server saw the warm-up too.
+    assert_eq!(stats.served, 25);
+    // A schedule, not a burst: the last connection was due 1.2 s after the first, so the run
+    // cannot end sooner (a lower bound only the schedule produces).
+    assert!(took >= Duration::from_millis(1200), "{took:?}");
+    // A response time runs from the moment the connection was due, never later than its
+    // connect: it can only be longer than the service time, at every percentile.
+    for key in ["p50", "p90", "p99", "max"] {
+        let response = json["response_ms"][key].as_f64().unwrap();
+        let service = json["service_ms"][key].as_f64().unwrap();
+        assert!(response >= service, "{key}: {json:#}");
+    }
+    assert!(json["lateness_ms"]["max"].as_f64().unwrap() >= 0.0);
+    assert!(json["achieved_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_mode_says_when_its_bound_limits_the_run() {
+    let (addr, holder) = silent_server().await;
+    let args = [
+        "--addr",
+        &addr,
+        "--rate",
+        "40/s",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--max-open",
+        "4",
+        "--timeout",
+        "300ms",
+    ];
+    let (code, json, stderr) = bench_client_json(&args).await;
+    holder.abort();
+    assert_eq!(code, Some(1), "{json:#}\n{stderr}");
+    assert_eq!(json["limited_by"], "max-open", "{json:#}");
+    assert_eq!(count(&json, "max_open"), 4);
+    assert!(count(&json, "waited_for_slot") > 0, "{json:#}");
+    assert!(json["errors"]["timeout"].as_u64().unwrap() > 0, "{json:#}");
+    assert!(
+        stderr.contains("--max-open 4 was reached")
+            && stderr.contains("the client, not the server"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_files_limit_is_named_when_it_is_the_bound() {
+    let (addr, holder) = silent_server().await;
+    // A shell lowers the limit to 80 open files, hard and soft, then becomes bench-client;
+    // 64 of them are kept for things other than connections.
+    let command = format!(
+        "ulimit -n 80 && exec {BENCH_CLIENT} --addr {addr} --rate 50/s --duration 1s \
+         --warmup 0s --max-open 1000 --timeout 300ms --output json"
+    );
+    let run = tokio::process::Command::new("sh")
+        .args(["-c", &command])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUN_LIMIT, run).await.unwrap().unwrap();
+    holder.abort();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let json: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
+    assert_eq!(output.status.code(), Some(1), "{json:#}\n{stderr}");
+    assert_eq!(json["max_open_set_by"], "open-files", "{json:#}");
+    assert_eq!(count(&json, "max_open"), 16, "{json:#}");
+    assert_eq!(json["limited_by"], "open-files", "{json:#}");
+    assert!(stderr.contains("the open-files limit"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rates_exit_2_naming_the_argument() {
+    for (args, names) in [
+        (&["--rate", "0/s"][..], "--rate"),
+        (&["--rate", "fast"], "--rate"),
+        (&["--rate", "-3/s"], "--rate"),
+        (&["--rate", "5/h"], "--rate"),
+        (&["--warmup", "1s"], "--warmup"),
+        (&["--max-open", "5"], "--max-open"),
+        (&["--duration", "1s"], "--rate"),
+        (&["--rate", "10/s", "--conns", "5"], "--conns"),
+        (&["sweep", "--rates", "100/s,0/s"], "--rates"),
+        (&["sweep", "--step", "soon"], "--step"),
+    ] {
+        let (code, stdout, stderr) = bench_client(args).await;
+        assert_eq!(code, Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(names),
+            "{args:?} should name {names}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_sweep_climbs_every_rate_and_writes_its_chart_and_figures() {
+    let folder = tempfile::tempdir().unwrap();
+    let chart = folder.path().join("curve.svg");
+    let figures = folder.path().join("figures").join("sweep.md");
+    let args = [
+        "sweep",
+        "--acts",
+        "act1,finale",
+        "--rates",
+        "10/s,5/s",
+        "--step",
+        "1s",
+        "--warmup",
+        "0s",
+        // Generous: this checks the bookkeeping, not the speed of a debug build.
+        "--threshold",
+        "10s",
+        "--chart",
+        chart.to_str().unwrap(),
+        "--figures",
+        figures.to_str().unwrap(),
+    ];
+    let (code, json, stderr) = bench_client_json(&args).await;
+    assert_eq!(code, Some(0), "{json:#}\n{stderr}");
+    // Climbed in increasing order, whatever the order given.
+    assert_eq!(json["rates"], serde_json::json!([5.0, 10.0]));
+    assert!(
+        stderr.contains("pinned") || stderr.contains("not pinned"),
+        "{stderr}"
+    );
+    assert!(
+        json["pinning"]["note"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
+    );
+    let acts = json["acts"].as_array().unwrap();
+    let names: Vec<&str> = acts.iter().map(|a| a["act"].as_str().unwrap()).collect();
+    assert_eq!(names, ["act1-naive", "finale-cached"]);
+    for act in acts {
+        let steps = act["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 2, "{act:#}");
+        for (step, expected) in steps.iter().zip([5, 10]) {
+            assert_eq!(step["passed"], true, "{step:#}");
+            assert_eq!(count(&step["run"], "scheduled"), expected);
+            assert_eq!(count(&step["run"], "succeeded"), expected);
+        }
+        assert_eq!(act["knee_per_sec"], 10.0, "{act:#}");
+        assert_eq!(act["passed_every_rate"], true);
+        assert_eq!(act["server"]["served"], 15, "{act:#}");
+    }
+    assert_eq!(json["highest_sustained"]["rate_per_sec"], 10.0);
+
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    let document = roxmltree::Document::parse(&svg).expect("the chart is well-formed SVG");
+    let text: String = document
+        .descendants()
+        .filter_map(|node| node.text())
+        .collect();
+    for name in ["act1-naive", "finale-cached", "offered rate"] {
+        assert!(text.contains(name), "{name} missing from the chart");
+    }
+
+    let figures = std::fs::read_to_string(&figures).unwrap();
+    assert!(
+        figures.starts_with("<!-- generated by `cargo run --release -p bench-client -- sweep "),
+        "{figures}"
+    );
+    for key in [
+        "table",
+        "act1_naive_knee_per_s",
+        "finale_cached_10_p99_ms",
+        "threshold_ms",
+    ] {
+        assert!(
+            figures.contains(&format!("<!-- ANCHOR: {key} -->\n")),
+            "{key}: {figures}"
+        );
+        assert!(
+            figures.contains(&format!("<!-- ANCHOR_END: {key} -->\n")),
+            "{key}"
+        );
+    }
+    assert!(
+        figures.contains("<!-- ANCHOR: act1_naive_knee_per_s -->\n10\n"),
+        "{figures}"
+    );
 }

@@ -20,10 +20,7 @@ const P99: RGBColor = RGBColor(0xc4, 0x4e, 0x52);
 /// Writes a bar chart of each act's median wall time per round, with a mark at its p99
 /// connection latency.
 pub(super) fn write_chart(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
-    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .with_context(|| format!("creating {}", folder.display()))?;
-    }
+    super::create_parent(path)?;
     draw(path, report).with_context(|| format!("drawing the chart {}", path.display()))
 }
 

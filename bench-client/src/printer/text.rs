@@ -4,6 +4,7 @@
 //! Colour comes from `console`, which styles only when stdout is a terminal (and `NO_COLOR` is
 //! unset), so piping the output to a file or another program gives plain text.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use console::style;
@@ -12,7 +13,7 @@ use super::LoadRun;
 use crate::compare::CompareReport;
 use crate::load::ErrorKind;
 use crate::soak::SoakReport;
-use crate::stats::{LoadReport, Percentiles};
+use crate::stats::{ErrorCounts, LoadReport, Percentiles};
 
 /// The text report of a load run.
 pub(super) fn load_report(run: &LoadRun<'_>) -> String {
@@ -142,17 +143,26 @@ fn write_load_report(out: &mut String, run: &LoadRun<'_>) -> std::fmt::Result {
 
 /// "Errors: none", or one line per kind that occurred with an example message.
 fn write_errors(out: &mut String, report: &LoadReport, indent: &str) -> std::fmt::Result {
-    if report.failed == 0 {
+    write_error_counts(out, &report.errors, &report.error_examples, indent)
+}
+
+/// [`write_errors`] from the counts and examples themselves.
+pub(super) fn write_error_counts(
+    out: &mut String,
+    errors: &ErrorCounts,
+    examples: &BTreeMap<String, String>,
+    indent: &str,
+) -> std::fmt::Result {
+    if errors.total() == 0 {
         return writeln!(out, "{indent}{} none", style("Errors:").bold());
     }
     writeln!(out, "{indent}{}", style("Errors:").bold().red())?;
     for kind in ErrorKind::ALL {
-        let count = report.errors.get(kind);
+        let count = errors.get(kind);
         if count == 0 {
             continue;
         }
-        let example = report
-            .error_examples
+        let example = examples
             .get(kind.name())
             .map(|e| format!(" (e.g. {e})"))
             .unwrap_or_default();
@@ -270,7 +280,7 @@ pub(super) fn delay(milliseconds: f64) -> String {
 }
 
 /// "1 round", "2 rounds".
-fn plural(n: usize, word: &str) -> String {
+pub(super) fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
