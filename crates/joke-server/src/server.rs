@@ -444,11 +444,7 @@ impl AcceptBackoff {
 
     // ANCHOR: backoff
     async fn failed(&mut self, error: &io::Error) {
-        use io::ErrorKind::*;
-        if matches!(
-            error.kind(),
-            ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-        ) {
+        if AcceptFailure::of(error) == AcceptFailure::OneConnection {
             tracing::debug!("accept: {error}");
             return;
         }
@@ -476,6 +472,55 @@ impl AcceptBackoff {
         }
     }
     // ANCHOR_END: backoff_recovered
+}
+
+/// The two kinds of `accept` failure, which call for opposite reactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcceptFailure {
+    /// The failure belongs to the one pending connection `accept` was taking (the client gave
+    /// up, or its network path failed): the next connection in the queue is unaffected, so
+    /// accept again at once. accept(2) on Linux passes some network errors of the new socket
+    /// through, and says to treat them like EAGAIN, by retrying.
+    OneConnection,
+    /// The process or the system is out of something (file descriptors, socket buffers,
+    /// memory), or the error is one we do not know: retrying at once would fail again, so back
+    /// off.
+    OutOfResources,
+}
+
+impl AcceptFailure {
+    /// The errors of one pending connection, as errno values: accept(2)'s "Error handling"
+    /// list, which Rust's `io::ErrorKind` has no kinds for.
+    const ONE_CONNECTION_ERRNOS: [rustix::io::Errno; 8] = {
+        use rustix::io::Errno;
+        [
+            Errno::PROTO,
+            Errno::NOPROTOOPT,
+            Errno::HOSTDOWN,
+            Errno::NONET,
+            Errno::HOSTUNREACH,
+            Errno::OPNOTSUPP,
+            Errno::NETUNREACH,
+            Errno::NETDOWN,
+        ]
+    };
+
+    fn of(error: &io::Error) -> Self {
+        use io::ErrorKind::*;
+        if matches!(
+            error.kind(),
+            ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+        ) {
+            return AcceptFailure::OneConnection;
+        }
+        match rustix::io::Errno::from_io_error(error) {
+            Some(errno) if Self::ONE_CONNECTION_ERRNOS.contains(&errno) => {
+                AcceptFailure::OneConnection
+            }
+            // EMFILE, ENFILE, ENOBUFS, ENOMEM, and whatever else: back off.
+            _ => AcceptFailure::OutOfResources,
+        }
+    }
 }
 
 /// One connection, from accept to close.
@@ -688,6 +733,62 @@ mod tests {
             into_large, 200,
             "backlog 1024 must hold all 200 connections"
         );
+    }
+
+    /// Feeds `backoff` one failure with errno `errno`; says whether it started (or continued)
+    /// a back-off episode.
+    async fn backs_off_after(errno: rustix::io::Errno) -> bool {
+        let mut backoff = AcceptBackoff::default();
+        let error = io::Error::from_raw_os_error(errno.raw_os_error());
+        backoff.failed(&error).await;
+        backoff.last_failure.is_some()
+    }
+
+    /// The errors accept(2) says to retry like EAGAIN concern one pending connection: the
+    /// next accept is tried at once, with no pause and no warning.
+    #[tokio::test]
+    async fn accept_errors_of_one_connection_are_retried_at_once() {
+        use rustix::io::Errno;
+        for errno in [
+            Errno::CONNABORTED,
+            Errno::CONNRESET,
+            Errno::INTR,
+            Errno::AGAIN,
+            Errno::PROTO,
+            Errno::NOPROTOOPT,
+            Errno::HOSTDOWN,
+            Errno::NONET,
+            Errno::HOSTUNREACH,
+            Errno::OPNOTSUPP,
+            Errno::NETUNREACH,
+            Errno::NETDOWN,
+        ] {
+            assert!(
+                !backs_off_after(errno).await,
+                "{errno:?} ({}) must be retried at once",
+                io::Error::from_raw_os_error(errno.raw_os_error())
+            );
+        }
+    }
+
+    /// Running out of descriptors, buffers or memory (and any error we do not know) backs off:
+    /// retrying at once would fail again and spin a core.
+    #[tokio::test]
+    async fn accept_errors_of_exhaustion_back_off() {
+        use rustix::io::Errno;
+        for errno in [
+            Errno::MFILE,
+            Errno::NFILE,
+            Errno::NOBUFS,
+            Errno::NOMEM,
+            Errno::IO,
+        ] {
+            assert!(
+                backs_off_after(errno).await,
+                "{errno:?} ({}) must back off",
+                io::Error::from_raw_os_error(errno.raw_os_error())
+            );
+        }
     }
 
     #[tokio::test]
