@@ -94,8 +94,16 @@ impl JokeToServe {
 /// The index sits behind an [`ArcSwap`]: every connection takes a cheap snapshot (`Arc<Index>`)
 /// without locking, and a reload publishes a new index in one atomic store. Connections that
 /// already hold the old snapshot finish with it.
+///
+/// Everything sits behind one `Arc` so that a reload can run as a task of its own (see
+/// [`reload`](Jokes::reload)), outliving whichever connection asked for it.
 #[derive(Debug)]
 pub struct Jokes {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     path: PathBuf,
     format: FormatChoice,
     io_delay: Duration,
@@ -202,54 +210,82 @@ impl Jokes {
         let index = Arc::new(Index::build(&path, format)?);
         check_line_lengths(&index)?;
         act.index_loaded(&index)?;
-        Ok(Jokes {
+        let inner = Inner {
             path,
             format,
             io_delay,
             current: ArcSwap::new(index),
             reloading: tokio::sync::Mutex::new(()),
             last_failure: Mutex::new(None),
+        };
+        Ok(Jokes {
+            inner: Arc::new(inner),
         })
     }
 
     /// The jokes file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// The index in use now.
     pub fn current(&self) -> Arc<Index> {
-        self.current.load_full()
+        self.inner.current.load_full()
     }
 
     /// A random joke from the current index.
     pub fn pick(&self) -> JokeToServe {
         let index = self.current();
         let number = index.random_number();
-        JokeToServe::new(index, number, self.io_delay)
+        JokeToServe::new(index, number, self.inner.io_delay)
     }
 
     /// Rebuilds the index if the file changed (or always, with `force`), off the runtime.
     ///
-    /// The new index is handed to the act's [`Act::index_loaded`] before it is published, so
-    /// the cached finale never serves from an index whose jokes it has not loaded. When the file
-    /// cannot be indexed (it is momentarily empty while an editor rewrites it, say), the last
-    /// good index stays in use and the failure is logged once.
+    /// The new index is handed to the act's [`Act::index_loaded`] and then published, in one
+    /// step on the blocking pool, so the act's state (the cached finale's jokes) and the index
+    /// connections pick from change together. When the file cannot be indexed (it is
+    /// momentarily empty while an editor rewrites it, say), the last good index stays in use
+    /// and the failure is logged once.
+    ///
+    /// The reload runs as a task of its own, which the caller only waits for. A connection that
+    /// asks for a reload may be given up on (its deadline, the end of the shutdown's grace
+    /// period) while it waits: dropping a future stops it at its next `.await`, and a reload
+    /// stopped between the act's new state and the new index would leave the two disagreeing.
+    /// Dropping the wait for a spawned task does not stop the task.
     // ANCHOR: reload
     pub async fn reload<A: Act>(&self, act: &Arc<A>, force: bool) -> Reload {
+        let (inner, act) = (Arc::clone(&self.inner), Arc::clone(act));
+        match tokio::spawn(inner.reload(act, force)).await {
+            Ok(reload) => reload,
+            Err(join_error) => {
+                tracing::error!("reloading {}: {join_error}", self.path().display());
+                Reload::Failed
+            }
+        }
+    }
+    // ANCHOR_END: reload
+}
+
+impl Inner {
+    async fn reload<A: Act>(self: Arc<Self>, act: Arc<A>, force: bool) -> Reload {
         let _only_one_reload = self.reloading.lock().await;
-        let current = self.current();
+        let current = self.current.load_full();
         if !force && !file_changed(&current).await {
             return Reload::Unchanged;
         }
-        let (path, format, act) = (self.path.clone(), self.format, Arc::clone(act));
+        let inner = Arc::clone(&self);
         let built = tokio::task::spawn_blocking(move || -> Result<Arc<Index>, LoadError> {
-            let index = Arc::new(Index::build(&path, format)?);
+            let index = Arc::new(Index::build(&inner.path, inner.format)?);
             if !has_settled(&index) {
-                return Err(LoadError::Settling { path });
+                return Err(LoadError::Settling {
+                    path: inner.path.clone(),
+                });
             }
             check_line_lengths(&index)?;
             act.index_loaded(&index)?;
+            // The act's state and the index, published together.
+            inner.current.store(Arc::clone(&index));
             Ok(index)
         })
         .await;
@@ -268,7 +304,6 @@ impl Jokes {
                     index.len(),
                     index.format()
                 );
-                self.current.store(index);
                 *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 Reload::Reloaded
             }
@@ -287,7 +322,6 @@ impl Jokes {
             }
         }
     }
-    // ANCHOR_END: reload
 }
 
 /// Whether the file at the index's path is no longer the indexed one. `tokio::fs::metadata`
@@ -297,5 +331,98 @@ async fn file_changed(index: &Index) -> bool {
         Ok(metadata) => index.ensure_unchanged(&metadata).is_err(),
         // Gone or unreadable counts as changed: the reload will say what is wrong.
         Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// An act that keeps state keyed to the index it last loaded, as the cached finale does,
+    /// and takes `delay` to load it: the finale reading the whole file from a slow disk.
+    #[derive(Debug)]
+    struct SlowToLoad {
+        delay: Duration,
+        loaded: ArcSwap<Option<Arc<Index>>>,
+        loads: AtomicUsize,
+    }
+
+    impl Act for SlowToLoad {
+        async fn serve_joke(
+            &self,
+            _: JokeToServe,
+            _: &mut tokio::net::TcpStream,
+        ) -> Result<(), crate::ServeError> {
+            unreachable!("no connection in this test")
+        }
+
+        fn index_loaded(&self, index: &Arc<Index>) -> Result<(), ReadError> {
+            simulate_slow_disk(self.delay);
+            self.loaded.store(Arc::new(Some(Arc::clone(index))));
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    impl SlowToLoad {
+        /// Whether a joke picked now would be found in the act's state: the finale's check.
+        fn agrees_with(&self, jokes: &Jokes) -> bool {
+            let loaded = self.loaded.load();
+            (**loaded)
+                .as_ref()
+                .is_some_and(|index| Arc::ptr_eq(index, jokes.pick().index()))
+        }
+    }
+
+    /// A connection's deadline runs out while the reload it asked for waits on a slow disk.
+    /// The reload must still finish as one unit: once the act has loaded the new index, that
+    /// index is the one connections pick from. (Before, the act kept the new index and the
+    /// server the old one, and the finale answered every connection with nothing until the
+    /// next reload.)
+    #[tokio::test]
+    async fn a_reload_given_up_on_still_publishes_what_the_act_loaded() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("jokes.txt");
+        let settled = SystemTime::now() - Duration::from_secs(60);
+        let write = |text: &str, modified: SystemTime| {
+            std::fs::write(&path, text).unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(modified).unwrap();
+        };
+        write("old one\n---\nold two\n", settled);
+        let act = Arc::new(SlowToLoad {
+            delay: Duration::from_millis(300),
+            loaded: ArcSwap::from_pointee(None),
+            loads: AtomicUsize::new(0),
+        });
+        let jokes = Jokes::load(&*act, &path, FormatChoice::Auto, Duration::ZERO).unwrap();
+        assert!(act.agrees_with(&jokes));
+
+        write(
+            "new one\n---\nnew two\n---\nnew three\n",
+            settled + Duration::from_secs(1),
+        );
+        // The connection's deadline: far shorter than the slow disk.
+        let given_up = tokio::time::timeout(Duration::from_millis(20), jokes.reload(&act, false));
+        assert!(given_up.await.is_err(), "the reload outlasts the deadline");
+
+        // Wait for the act to finish loading the new index, then for the two to agree.
+        let patience = Instant::now() + Duration::from_secs(5);
+        while act.loads.load(Ordering::SeqCst) < 2 && Instant::now() < patience {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(act.loads.load(Ordering::SeqCst), 2, "the reload's load ran");
+        while !act.agrees_with(&jokes) && Instant::now() < patience {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            act.agrees_with(&jokes),
+            "the act loaded the new index but the server picks from {} jokes",
+            jokes.current().len()
+        );
+        assert_eq!(jokes.current().len(), 3);
     }
 }
