@@ -4,7 +4,9 @@
 //! Inode numbers: FUSE wants a number per file, 1 for the root. We give each backing file (by
 //! its device and inode number) the next free number and remember the path we last saw it
 //! under. A file replaced in the backing folder by a rename is a new backing inode, so it gets a
-//! new number, as it would on the real disk.
+//! new number, as it would on the real disk. Numbers are never forgotten (we ignore the
+//! kernel's `forget`): a benchmark run sees a few files, and a stable number per file is simpler
+//! than reference counts.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
