@@ -296,6 +296,18 @@ fn a_busy_mount_point_is_detached_at_the_end() {
     assert!(!is_mounted(&mountpoint));
 }
 
+/// If the test fails while the binary is still running, kill it: fusermount3's watcher then
+/// removes its mount (the binary mounts with auto_unmount when fusermount3 is installed).
+struct KillIfPanicking(rustix::process::Pid);
+
+impl Drop for KillIfPanicking {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = rustix::process::kill_process(self.0, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 #[test]
 fn the_binary_unmounts_on_sigterm_and_sigint() {
     for signal in [rustix::process::Signal::TERM, rustix::process::Signal::INT] {
@@ -310,17 +322,26 @@ fn the_binary_unmounts_on_sigterm_and_sigint() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let _cleanup = KillIfPanicking(pid);
         let deadline = Instant::now() + STEP_LIMIT;
         while !is_mounted(mountpoint.path()) {
             assert!(Instant::now() < deadline, "slowfs never mounted");
-            assert!(child.try_wait().unwrap().is_none(), "slowfs exited early");
+            if child.try_wait().unwrap().is_some() {
+                let output = child.wait_with_output().unwrap();
+                panic!(
+                    "slowfs exited early ({}): {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(
-            std::fs::read(mountpoint.path().join("jokes.txt")).unwrap(),
-            b"a joke\n"
-        );
-        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let through_mount = mountpoint.path().join("jokes.txt");
+        let read = within("a read through the binary's mount", move || {
+            std::fs::read(through_mount)
+        });
+        assert_eq!(read.unwrap(), b"a joke\n", "{signal:?}");
         rustix::process::kill_process(pid, signal).unwrap();
         let status = within("slowfs exiting", move || child.wait_with_output().unwrap());
         let stderr = String::from_utf8_lossy(&status.stderr);
