@@ -116,7 +116,9 @@ pub const BASELINE: &str = "finale-cached";
 ///   it to `joke_server::run_act_with`;
 /// - `cfg`: the build the act needs, as a `cfg` predicate (`all()` for any build). An act that
 ///   needs `--cfg tokio_unstable` says `cfg: tokio_unstable`: other builds still list it, as
-///   [`Build::NotInThisBuild`], and generate no tests for it.
+///   [`Build::NotInThisBuild`] (`--acts` and `run-act` refuse it with a message naming the
+///   build it needs), and generate no tests for it. The workspace's `unexpected_cfgs` lint
+///   must then know that cfg (`check-cfg = ['cfg(tokio_unstable)']` in the root `Cargo.toml`).
 ///
 /// Act III is missing on purpose: it is the version that does not compile, and its chapter is
 /// about why. Act II appears twice, once per `--mode`: `spawn_blocking` is today's answer, and
@@ -396,7 +398,7 @@ impl ActEntry {
                 if let Err(error) = self.check_available() {
                     eprintln!("{}: error: {error}", self.name);
                 }
-                ExitCode::from(2)
+                ExitCode::from(joke_index::exit_code::BAD_INPUT)
             }
         }
     }
@@ -463,7 +465,10 @@ mod tests {
         let error = act8.check_available().unwrap_err();
         assert!(error.contains("act8-example"), "{error}");
         assert!(error.contains("--cfg tokio_unstable"), "{error}");
-        assert_eq!(act8.run([]), ExitCode::from(2));
+        assert_eq!(
+            act8.run([]),
+            ExitCode::from(joke_index::exit_code::BAD_INPUT)
+        );
         assert!(ACTS.iter().all(ActEntry::is_available));
     }
 

@@ -5,11 +5,13 @@
 
 use std::process::ExitCode;
 
+use joke_index::exit_code;
+
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let Some(name) = args.next() else {
         eprintln!("usage: run-act ACT [OPTIONS] (run-act --list for the acts)");
-        return ExitCode::from(2);
+        return ExitCode::from(exit_code::BAD_INPUT);
     };
     if name == "--list" {
         for act in acts::ACTS {
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
         Err(error) => {
             let known: Vec<&str> = acts::ACTS.iter().map(|act| act.name).collect();
             eprintln!("run-act: error: {error}; the acts are {}", known.join(", "));
-            ExitCode::from(2)
+            ExitCode::from(exit_code::BAD_INPUT)
         }
     }
 }

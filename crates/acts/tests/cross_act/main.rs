@@ -16,7 +16,8 @@
 //!   before writing any;
 //! - `live_edits`: the jokes file edited under the clients' feet never tears a joke;
 //! - `hostile_clients`: idle crowds, clients that never read, the connection limit;
-//! - `udp`: RFC 865 over UDP.
+//! - `udp`: RFC 865 over UDP;
+//! - `run_act`: the `run-act` binary refusing what it cannot run.
 //!
 //! "The act's real process" is this crate's `run-act` binary running the act by name: the same
 //! `joke_server::run_act_from` call as the act's own `main`, in a process of its own (its own
@@ -26,6 +27,7 @@ mod common;
 mod conformance;
 mod hostile_clients;
 mod live_edits;
+mod run_act;
 mod same_bytes;
 mod signals;
 mod udp;
