@@ -78,11 +78,9 @@ impl std::error::Error for BadInput {}
 pub fn run(opts: Opts) -> ExitCode {
     let outcome = match opts.command {
         // The server builds its own runtime and installs its own signal handlers: hand it the
-        // process before we start anything of ours.
-        Some(Command::Serve(serve)) => {
-            die_with_parent();
-            return serve.act.run(serve.args);
-        }
+        // process before we start anything of ours. It follows the death of the `compare` that
+        // started it by itself: see `joke_server::supervisor`.
+        Some(Command::Serve(serve)) => return serve.act.run(serve.args),
         Some(Command::Compare(compare)) => run_compare(compare),
         Some(Command::Soak(soak)) => run_soak(soak),
         Some(Command::Sweep(sweep)) => run_sweep(sweep),
@@ -283,19 +281,6 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-/// The servers `compare` starts must not outlive it. When it returns or fails they are killed
-/// as their handles drop (`kill_on_drop`), but when it is killed itself no destructor runs. Linux
-/// can send a process a signal when its parent dies: we ask for SIGTERM, which the server
-/// answers with its own clean shutdown.
-fn die_with_parent() {
-    #[cfg(target_os = "linux")]
-    if let Err(error) =
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
-    {
-        eprintln!("bench-client serve: warning: cannot follow the parent's death: {error}");
-    }
 }
 
 /// A debug build runs several times slower, and not evenly across the acts: its numbers would

@@ -196,8 +196,8 @@ impl Launch {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .env(wire::STOP_ON_STDIN_EOF, "1")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -447,20 +447,36 @@ impl Supervised {
         })
     }
 
+    /// Closes the server's stdin, as the death of this process would: a harness that watches
+    /// it ([`wire::STOP_ON_STDIN_EOF`](crate::wire::STOP_ON_STDIN_EOF)) shuts down.
+    pub fn close_stdin(&mut self) {
+        self.running._stdin = None;
+    }
+
+    /// Waits (up to the stop timeout, then kills it) for the server to exit by itself, without
+    /// signalling it; then collects what it printed.
+    pub async fn wait(self) -> Stopped {
+        self.wait_for_exit(Vec::new(), "").await
+    }
+
     /// Stops the server as an operator would: SIGTERM, then a wait for its exit (killing it
     /// after the stop timeout), then the rest of what it printed.
     pub async fn stop(self) -> Stopped {
-        let mut running = self.running;
         let mut problems = Vec::new();
-        if let Err(error) = send_signal(&running.child, Signal::TERM) {
+        if let Err(error) = self.signal(Signal::TERM) {
             problems.push(format!("cannot send SIGTERM: {error}"));
         }
+        self.wait_for_exit(problems, " after SIGTERM").await
+    }
+
+    async fn wait_for_exit(self, mut problems: Vec<String>, after: &str) -> Stopped {
+        let mut running = self.running;
         let status = match timeout(running.stop_timeout, running.child.wait()).await {
             Ok(status) => status.map_err(|error| error.to_string()),
             Err(_elapsed) => {
                 let _ = running.child.kill().await;
                 problems.push(format!(
-                    "still running {} after SIGTERM, killed",
+                    "still running {}{after}, killed",
                     humantime::format_duration(running.stop_timeout)
                 ));
                 running
@@ -691,7 +707,7 @@ mod tests {
         );
         let mut server = shell(&script).start().await.unwrap();
         // Closing our end, as our death would, is what the child sees.
-        server.running._stdin = None;
+        server.close_stdin();
         server
             .wait_for_stderr("stdin closed", Duration::from_secs(10))
             .await
