@@ -11,7 +11,8 @@
 //! - a chapter listed in `SUMMARY.md` is missing, or a `.md` file in `src/` is not listed;
 //! - an image or a relative link of a chapter points at nothing, or out of `src/` (the rendered
 //!   book only contains `src/`, so such a link would be dead on the web even if it works in an
-//!   editor);
+//!   editor), or names a `#section` that the chapter it points to has no heading for (mdBook
+//!   renders such a link, and the reader lands at the top of the page);
 //! - a figure the prose pulls in is not defined by a generated file (see [`FIGURES`]), or such
 //!   a file does not say which command wrote it;
 //! - a README (or any other Markdown page outside the book) links to a file that is missing;
@@ -26,7 +27,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use pulldown_cmark::{Event, Options, Parser, Tag};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 /// The book's sources: `docs/src`.
 fn book_src() -> PathBuf {
@@ -378,11 +379,73 @@ fn check_target(src: &Path, dir: &Path, target: &str) -> Result<(), String> {
             "link to {target}: outside the book's src/, so dead in the rendered book"
         ));
     }
-    if resolved.exists() {
+    if !resolved.exists() {
+        return Err(format!("link to {target}: no such file"));
+    }
+    let Some((_, fragment)) = target.split_once('#') else {
+        return Ok(());
+    };
+    if fragment.is_empty() || resolved.extension().is_none_or(|e| e != "md") {
+        return Ok(());
+    }
+    let text = fs::read_to_string(&resolved).map_err(|e| format!("reading {path}: {e}"))?;
+    if heading_ids(&text).iter().any(|id| id == fragment) {
         Ok(())
     } else {
-        Err(format!("link to {target}: no such file"))
+        Err(format!(
+            "link to {target}: {path} has no heading with the id `{fragment}`"
+        ))
     }
+}
+
+/// The ids mdBook gives a page's headings: the heading's text, lower-cased, spaces turned into
+/// `-`, anything but letters, digits, `_` and `-` left out; a repeated id gets `-1`, `-2`, ...
+fn heading_ids(text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut heading: Option<String> = None;
+    for event in Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES) {
+        match event {
+            Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
+            Event::Text(piece) | Event::Code(piece) => {
+                if let Some(heading) = heading.as_mut() {
+                    heading.push_str(&piece);
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                let Some(heading) = heading.take() else {
+                    continue;
+                };
+                let base: String = heading
+                    .chars()
+                    .filter_map(|c| {
+                        if c.is_alphanumeric() || c == '_' || c == '-' {
+                            Some(c.to_ascii_lowercase())
+                        } else if c.is_whitespace() {
+                            Some('-')
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let repeats = ids
+                    .iter()
+                    .filter(|id| {
+                        **id == base
+                            || id
+                                .strip_prefix(&format!("{base}-"))
+                                .is_some_and(|n| n.parse::<u32>().is_ok())
+                    })
+                    .count();
+                ids.push(if repeats == 0 {
+                    base
+                } else {
+                    format!("{base}-{repeats}")
+                });
+            }
+            _ => {}
+        }
+    }
+    ids
 }
 
 /// The endings of the files a page or a comment may name in code quotes. A code span is taken
@@ -754,10 +817,34 @@ fn links_in_code_are_not_links() {
 }
 
 #[test]
+fn heading_ids_are_the_ones_mdbook_makes() {
+    let text = "# Act II\n## `spawn_blocking`: send the work away\n## Then and now\n\
+                ```text\n# not a heading\n```\n## Then and now\n## Lines longer than 8 KiB\n";
+    assert_eq!(
+        heading_ids(text),
+        [
+            "act-ii",
+            "spawn_blocking-send-the-work-away",
+            "then-and-now",
+            "then-and-now-1",
+            "lines-longer-than-8-kib"
+        ]
+    );
+}
+
+#[test]
+fn a_link_to_a_missing_section_is_caught() {
+    let src = book_src();
+    assert!(check_target(&src, &src, "harness.md").is_ok());
+    let missing = check_target(&src, &src, "harness.md#no-such-section").unwrap_err();
+    assert!(missing.contains("no heading"), "{missing}");
+}
+
+#[test]
 fn links_must_stay_inside_the_book() {
     let src = book_src();
     assert!(check_target(&src, &src, "../../crates/act1-naive/src/lib.rs").is_err());
-    assert!(check_target(&src, &src, "SUMMARY.md#top").is_ok());
+    assert!(check_target(&src, &src, "SUMMARY.md").is_ok());
     assert!(check_target(&src, &src, "no-such-chapter.md").is_err());
 }
 
