@@ -121,8 +121,11 @@ pub(crate) struct Round {
 /// measure the client as much as the server. Instead every connection is its own task, and all
 /// of them first wait at a barrier. The barrier counts one more party, this function, so it only
 /// opens once every task is spawned and waiting; then they all connect together, as the burst
-/// of the seed article meant to. The wall clock starts when the barrier opens and stops when
-/// the last connection ends.
+/// of the seed article meant to. The wall clock starts just before this function's own wait at
+/// the barrier (so before any connection can start: the barrier cannot open without us) and
+/// stops when the last connection ends; a round's wall time is never shorter than its slowest
+/// connection. (Started after the wait, it was: the released tasks, on other worker threads,
+/// could begin connecting before this task was polled again.)
 pub(crate) async fn run_round(plan: &Arc<LoadPlan>, progress: &ProgressBar) -> Round {
     let start_line = Arc::new(Barrier::new(plan.conns + 1));
     let mut connections = JoinSet::new();
@@ -137,8 +140,8 @@ pub(crate) async fn run_round(plan: &Arc<LoadPlan>, progress: &ProgressBar) -> R
             outcome
         });
     }
-    start_line.wait().await;
     let started = Instant::now();
+    start_line.wait().await;
     let mut outcomes = Vec::with_capacity(plan.conns);
     while let Some(joined) = connections.join_next().await {
         outcomes.push(joined.unwrap_or_else(|panic| ConnOutcome {
@@ -311,6 +314,44 @@ mod tests {
         assert!(check_response(b"", None).is_err());
         assert!(check_response(&vec![b'a'; MAX_RESPONSE + 1], None).is_err());
         assert!(check_response(b"any joke\n", None).is_ok());
+    }
+
+    /// The round's clock must include every connection's: a wall time shorter than the slowest
+    /// latency (seen before the clock moved in front of the barrier) would be a lie in the report.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_round_lasts_at_least_as_long_as_its_slowest_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let _ = socket.write_all(b"a joke\n").await;
+                });
+            }
+        });
+        let plan = Arc::new(LoadPlan {
+            addr,
+            conns: 20,
+            timeout: Duration::from_secs(10),
+            send: Arc::from(&b""[..]),
+            verify: None,
+        });
+        for _ in 0..20 {
+            let round = run_round(&plan, &ProgressBar::hidden()).await;
+            let slowest = round
+                .outcomes
+                .iter()
+                .map(|outcome| outcome.result.as_ref().expect("every joke arrives").total)
+                .max()
+                .unwrap();
+            assert!(
+                round.wall >= slowest,
+                "wall {:?} is shorter than the slowest connection {slowest:?}",
+                round.wall
+            );
+        }
+        server.abort();
     }
 
     #[test]

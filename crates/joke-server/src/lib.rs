@@ -98,8 +98,10 @@ pub enum ServeError {
 /// A blocking sleep of `delay`: the simulated slow disk of `--io-delay`, placed by each act
 /// exactly where it does its own file I/O (so on a worker thread in act 1, on the blocking pool
 /// in the others).
+// ANCHOR: simulate_slow_disk
 pub fn simulate_slow_disk(delay: std::time::Duration) {
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
 }
+// ANCHOR_END: simulate_slow_disk

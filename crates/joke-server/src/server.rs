@@ -271,6 +271,7 @@ impl<A: Act> Server<A> {
             grace_period,
             reload_interval,
         } = self;
+        // ANCHOR: shutdown_setup
         // Cancelling this token tells the background tasks (file watcher, UDP) to stop.
         let stopping = CancellationToken::new();
         let watcher = tokio::spawn(watch_jokes_file(
@@ -284,6 +285,7 @@ impl<A: Act> Server<A> {
         // Every connection task is spawned through the tracker, so that shutdown can wait for
         // exactly those tasks to finish.
         let connections = listener.connections.clone();
+        // ANCHOR_END: shutdown_setup
 
         // ANCHOR: run_until_shutdown
         tokio::select! {
