@@ -19,8 +19,10 @@ use crate::rate::Rate;
 #[command(
     name = "bench-client",
     version,
-    about = "Fires a burst of connections at a joke server (RFC 865), verifies every joke, and \
-             reports latency percentiles; `compare` does it for every act",
+    about = "Fires a burst of connections at a joke server (RFC 865) and reports latency \
+             percentiles; with --verify FILE every answer must be one joke of FILE, without it \
+             only non-empty and at most 64 KiB. `compare` and `soak` start every act themselves \
+             and verify every joke",
     args_conflicts_with_subcommands = true
 )]
 pub struct Opts {
@@ -153,7 +155,9 @@ pub(crate) struct LoadOpts {
     #[arg(long, default_value = "1")]
     pub(crate) rounds: NonZeroUsize,
 
-    /// Check that every response is exactly one joke of this jokes file (served form).
+    /// Check that every response is exactly one joke of this jokes file (served form). Without
+    /// it, an answer only has to be non-empty and at most 64 KiB: this mode cannot know which
+    /// file the server serves.
     #[arg(long, value_name = "PATH")]
     pub(crate) verify: Option<PathBuf>,
 

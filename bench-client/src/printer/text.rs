@@ -23,6 +23,11 @@ pub(super) fn load_report(run: &LoadRun<'_>) -> String {
     out
 }
 
+/// What the load mode checks when it was not given a jokes file: it cannot know which file the
+/// server serves, so it says how little it checked.
+const UNVERIFIED: &str =
+    ", checking only that each answer is not empty and at most 64 KiB (--verify FILE checks jokes)";
+
 fn write_load_report(out: &mut String, run: &LoadRun<'_>) -> std::fmt::Result {
     let report = run.report;
     writeln!(
@@ -34,8 +39,8 @@ fn write_load_report(out: &mut String, run: &LoadRun<'_>) -> std::fmt::Result {
         run.addr,
         run.verify
             .as_ref()
-            .map(|path| format!(", verifying against {}", path.display()))
-            .unwrap_or_default(),
+            .map(|path| format!(", verifying every joke against {}", path.display()))
+            .unwrap_or_else(|| UNVERIFIED.to_owned()),
         if run.send_bytes > 0 {
             format!(", sending {} first", plural(run.send_bytes, "byte"))
         } else {
@@ -398,5 +403,16 @@ mod tests {
         let text = load_report(&run);
         assert!(text.contains("Success rate"), "{text}");
         assert!(text.contains("Errors"), "{text}");
+        // Without --verify the report says how little was checked.
+        assert!(text.lines().next().unwrap().contains(UNVERIFIED), "{text}");
+        let verified = LoadRun {
+            verify: Some("jokes.txt".into()),
+            ..run
+        };
+        let text = load_report(&verified);
+        assert!(
+            text.contains("verifying every joke against jokes.txt") && !text.contains(UNVERIFIED),
+            "{text}"
+        );
     }
 }
