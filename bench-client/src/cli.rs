@@ -55,7 +55,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Shared {
     /// Limit on the connect, and then on the whole response (each, per connection).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = duration, allow_hyphen_values = true)]
     pub(crate) timeout: Duration,
 
     /// Text for people, or one JSON object for tools.
@@ -148,11 +148,11 @@ pub(crate) struct LoadOpts {
     pub(crate) addr: SocketAddr,
 
     /// Connections started at the same instant, in each round.
-    #[arg(long, default_value = "1000")]
+    #[arg(long, default_value = "1000", value_parser = joke_server::parse_at_least_one)]
     pub(crate) conns: NonZeroUsize,
 
     /// Rounds to run, one after the other; the report gives the median wall time per round.
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = "1", value_parser = joke_server::parse_at_least_one)]
     pub(crate) rounds: NonZeroUsize,
 
     /// Check that every response is exactly one joke of this jokes file (served form). Without
@@ -189,15 +189,15 @@ pub(crate) struct LoadOpts {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct CompareOpts {
     /// Connections started at the same instant, per act and round.
-    #[arg(long, default_value = "1000")]
+    #[arg(long, default_value = "1000", value_parser = joke_server::parse_at_least_one)]
     pub(crate) conns: NonZeroUsize,
 
     /// Rounds; each round loads every act once, one act after the other.
-    #[arg(long, default_value = "10")]
+    #[arg(long, default_value = "10", value_parser = joke_server::parse_at_least_one)]
     pub(crate) rounds: NonZeroUsize,
 
     /// Passed to every server: a blocking sleep wherever the act reads the jokes file.
-    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0ms", value_parser = duration, allow_hyphen_values = true)]
     pub(crate) io_delay: Duration,
 
     /// Also draw the results as a bar chart into this SVG file.
@@ -267,11 +267,11 @@ pub(crate) struct SweepOpts {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SoakOpts {
     /// Connections per act, in all.
-    #[arg(long, default_value = "100000")]
+    #[arg(long, default_value = "100000", value_parser = joke_server::parse_at_least_one)]
     pub(crate) total: NonZeroUsize,
 
     /// Connections started at the same instant.
-    #[arg(long, default_value = "5000")]
+    #[arg(long, default_value = "5000", value_parser = joke_server::parse_at_least_one)]
     pub(crate) burst: NonZeroUsize,
 
     #[command(flatten)]
@@ -291,6 +291,11 @@ pub(crate) struct ServeOpts {
     /// The server's own options (`--addr`, `--io-delay`, ...), passed on untouched.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub(crate) args: Vec<OsString>,
+}
+
+/// A duration option (`--timeout`, `--io-delay`), with the servers' message for a bad one.
+fn duration(text: &str) -> Result<Duration, String> {
+    joke_server::parse_duration(text).map(Into::into)
 }
 
 /// How results are printed (see the `printer` module).

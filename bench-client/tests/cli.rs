@@ -317,6 +317,20 @@ async fn usage_errors_exit_2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_say_what_is_expected() {
+    for (args, expected) in [
+        (&["--conns", "0"][..], "at least 1"),
+        (&["compare", "--rounds", "0"], "at least 1"),
+        (&["--timeout", "soon"], "expected a duration such as 2ms"),
+        (&["compare", "--io-delay", "-1ms"], "cannot be negative"),
+    ] {
+        let (code, _, stderr) = bench_client(args).await;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_verify_file_is_bad_input() {
     let (code, _, stderr) =
         bench_client(&["--conns", "1", "--verify", "/nonexistent/jokes.txt"]).await;

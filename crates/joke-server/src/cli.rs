@@ -1,8 +1,8 @@
 //! The command line every act shares.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use joke_index::FormatChoice;
@@ -18,11 +18,14 @@ pub const DEFAULT_ADDR: SocketAddr =
 /// [`Config`]'s `DEFAULT_*` constants, and [`DEFAULT_ADDR`].
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// Address to listen on; port 0 picks a free port (the bound address is logged).
-    #[arg(long, default_value_t = DEFAULT_ADDR)]
+    /// Address to listen on: an IP address and port such as 127.0.0.1:12345, or a host name such
+    /// as localhost:12345 (resolved at start-up, first address); port 0 picks a free port (the
+    /// bound address is logged).
+    #[arg(long, default_value_t = DEFAULT_ADDR, value_parser = parse_listen_addr)]
     pub addr: SocketAddr,
 
-    /// The jokes file [default: ./jokes.txt, else the workspace's own jokes.txt]
+    /// The jokes file [default: ./jokes.txt, else a copy of the project's jokes.txt built into
+    /// this binary]
     #[arg(long)]
     pub jokes: Option<PathBuf>,
 
@@ -32,23 +35,23 @@ pub struct ServerArgs {
 
     /// Length of the queue of connections the kernel completes for us before we accept them
     /// (listen(2)'s backlog; the kernel caps it at net.core.somaxconn).
-    #[arg(long, default_value_t = Config::DEFAULT_BACKLOG)]
+    #[arg(long, default_value_t = Config::DEFAULT_BACKLOG, value_parser = parse_backlog)]
     pub backlog: u32,
 
     /// Runtime worker threads [default: one per CPU].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_at_least_one)]
     pub workers: Option<NonZeroUsize>,
 
     /// Connections served at once; more wait in the backlog.
-    #[arg(long, default_value_t = Config::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, default_value_t = Config::DEFAULT_MAX_CONNECTIONS, value_parser = parse_at_least_one)]
     pub max_connections: NonZeroUsize,
 
     /// How long writing one joke may take before the client is given up on.
-    #[arg(long, default_value_t = Config::DEFAULT_WRITE_TIMEOUT.into())]
+    #[arg(long, default_value_t = Config::DEFAULT_WRITE_TIMEOUT.into(), value_parser = parse_duration, allow_hyphen_values = true)]
     pub write_timeout: humantime::Duration,
 
     /// Simulate a slow disk: a blocking sleep of this long wherever the act reads the file.
-    #[arg(long, default_value_t = Config::DEFAULT_IO_DELAY.into())]
+    #[arg(long, default_value_t = Config::DEFAULT_IO_DELAY.into(), value_parser = parse_duration, allow_hyphen_values = true)]
     pub io_delay: humantime::Duration,
 
     /// Also answer UDP datagrams on the same address, one joke per datagram.
@@ -57,25 +60,198 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    /// The jokes file to serve: `--jokes`, else `jokes.txt` in the current folder, else the
-    /// workspace's own `jokes.txt` (so `cargo run -p act1-naive` works from anywhere in the repo).
+    /// The jokes file to serve: `--jokes`, else `jokes.txt` in the current folder, else the copy
+    /// of the project's `jokes.txt` built into the binary (see [`default_jokes_path`]).
     pub fn jokes_path(&self) -> PathBuf {
         self.jokes.clone().unwrap_or_else(default_jokes_path)
     }
 }
 
 /// The jokes file a server serves when `--jokes` is not given: `jokes.txt` in the current
-/// folder, else the workspace's own `jokes.txt`. Tools that start servers (`bench-client
-/// compare`) use it too, so they check jokes against the very file the servers read.
+/// folder, else a copy of the project's `jokes.txt` built into this binary. Tools that start
+/// servers (`bench-client compare`) use it too, so they check jokes against the very file the
+/// servers read.
+///
+/// The built-in copy is what makes an installed binary (`cargo install --path crates/...`)
+/// work anywhere, and the same everywhere: it never reads the checkout it was built from, so it
+/// neither depends on that folder still existing nor silently serves whatever it holds today.
+/// The harness reads jokes from a file (it indexes, watches and re-reads it), so the copy is
+/// written once to the temporary folder, under a name made of the version and the content's
+/// hash; a server that finds it there with other content writes a fresh one of its own.
 pub fn default_jokes_path() -> PathBuf {
-    let here = PathBuf::from("jokes.txt");
+    default_jokes_path_in(Path::new(""))
+}
+
+/// [`default_jokes_path`], looking for `jokes.txt` in `folder` instead of the current one.
+pub fn default_jokes_path_in(folder: &Path) -> PathBuf {
+    let here = folder.join("jokes.txt");
     if here.exists() {
         here
     } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../jokes.txt"))
+        built_in_jokes_file()
+    }
+}
+
+/// The project's `jokes.txt`, as it was when this binary was built.
+pub const BUILT_IN_JOKES: &str = include_str!("../../../jokes.txt");
+
+/// A file holding [`BUILT_IN_JOKES`], in the temporary folder.
+pub fn built_in_jokes_file() -> PathBuf {
+    // FNV-1a: a stable hash of the content, so that two builds with different jokes never
+    // share a file, and every process of one build does.
+    let hash = BUILT_IN_JOKES
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let name = format!("tokio-jokes-{}-{hash:016x}", env!("CARGO_PKG_VERSION"));
+    let shared = std::env::temp_dir().join(&name).join("jokes.txt");
+    if holds_built_in_jokes(&shared)
+        || (write_built_in_jokes(&shared) && holds_built_in_jokes(&shared))
+    {
+        return shared;
+    }
+    // Someone else's file (or folder) with that name: one of our own, for this process.
+    let own = std::env::temp_dir()
+        .join(format!("{name}-{}", std::process::id()))
+        .join("jokes.txt");
+    write_built_in_jokes(&own);
+    own
+}
+
+fn holds_built_in_jokes(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| bytes == BUILT_IN_JOKES.as_bytes())
+}
+
+/// Writes the copy under a temporary name and renames it into place, so that a server starting
+/// at the same moment never reads half of it. Returns whether that worked.
+fn write_built_in_jokes(path: &Path) -> bool {
+    let Some(folder) = path.parent() else {
+        return false;
+    };
+    let partial = folder.join(format!("jokes.txt.{}.partial", std::process::id()));
+    std::fs::create_dir_all(folder).is_ok()
+        && std::fs::write(&partial, BUILT_IN_JOKES).is_ok()
+        && std::fs::rename(&partial, path).is_ok()
+}
+
+/// `--addr`: a socket address, or a host name and port resolved now (the first address wins),
+/// so `localhost:12345` works as it does for bench-client.
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let expected = "expected an address such as 127.0.0.1:12345, [::1]:12345 or localhost:12345";
+    match text.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{text} resolves to no address; {expected}")),
+        Err(error) => Err(format!("{expected} ({error})")),
+    }
+}
+
+/// A duration option (`--io-delay`, `--write-timeout`): what humantime reads, with a message
+/// that says what is expected.
+pub fn parse_duration(text: &str) -> Result<humantime::Duration, String> {
+    if text.trim_start().starts_with('-') {
+        return Err("a duration cannot be negative; expected one such as 2ms, 1.5s or 0ms".into());
+    }
+    humantime::parse_duration(text)
+        .map(humantime::Duration::from)
+        .map_err(|error| format!("expected a duration such as 2ms, 1.5s or 10s ({error})"))
+}
+
+/// A count that must be at least 1 (`--workers`, `--max-connections`).
+pub fn parse_at_least_one(text: &str) -> Result<NonZeroUsize, String> {
+    let number: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| "expected a whole number, at least 1".to_owned())?;
+    NonZeroUsize::new(number).ok_or_else(|| "expected a whole number, at least 1 (not 0)".into())
+}
+
+/// `--backlog`: listen(2) with 0 queues next to nothing, which nobody means.
+fn parse_backlog(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(0) => Err("at least 1 (the kernel caps it at net.core.somaxconn)".into()),
+        Ok(backlog) => Ok(backlog),
+        Err(_) => Err("expected a whole number, at least 1".into()),
     }
 }
 
 /// For acts with no options of their own.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct NoActArgs {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jokes_txt_in_the_folder_wins() {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::write(folder.path().join("jokes.txt"), "mine\n").unwrap();
+        assert_eq!(
+            default_jokes_path_in(folder.path()),
+            folder.path().join("jokes.txt")
+        );
+    }
+
+    #[test]
+    fn elsewhere_the_built_in_copy_is_served_never_the_checkout() {
+        let empty = tempfile::tempdir().unwrap();
+        let path = default_jokes_path_in(empty.path());
+        assert!(path.starts_with(std::env::temp_dir()), "{}", path.display());
+        assert!(
+            !path.starts_with(env!("CARGO_MANIFEST_DIR").trim_end_matches("/crates/joke-server")),
+            "{} is in the checkout",
+            path.display()
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), BUILT_IN_JOKES);
+        // The same file every time.
+        assert_eq!(default_jokes_path_in(empty.path()), path);
+        assert!(
+            BUILT_IN_JOKES.contains("---"),
+            "the project's jokes.txt is built in"
+        );
+    }
+
+    #[test]
+    fn host_names_are_resolved_and_nonsense_says_what_is_expected() {
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:12345").unwrap(),
+            "127.0.0.1:12345".parse::<SocketAddr>().unwrap()
+        );
+        assert!(parse_listen_addr("localhost:0").unwrap().ip().is_loopback());
+        let error = parse_listen_addr("not-an-address").unwrap_err();
+        assert!(error.starts_with("expected an address such as"), "{error}");
+    }
+
+    #[test]
+    fn durations_say_what_is_expected() {
+        assert_eq!(
+            *parse_duration("2ms").unwrap(),
+            std::time::Duration::from_millis(2)
+        );
+        let error = parse_duration("nonsense").unwrap_err();
+        assert!(
+            error.starts_with("expected a duration such as 2ms"),
+            "{error}"
+        );
+        let error = parse_duration("-1ms").unwrap_err();
+        assert!(error.contains("cannot be negative"), "{error}");
+    }
+
+    #[test]
+    fn counts_must_be_at_least_one() {
+        assert_eq!(parse_at_least_one("4").unwrap().get(), 4);
+        assert!(parse_at_least_one("0").unwrap_err().contains("at least 1"));
+        assert!(
+            parse_at_least_one("many")
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(parse_backlog("0").unwrap_err().contains("at least 1"));
+        assert_eq!(parse_backlog("128").unwrap(), 128);
+    }
+}

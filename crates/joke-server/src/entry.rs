@@ -40,11 +40,10 @@ pub fn run_act_from<X: Args, A: Act>(
         .name(name)
         .about(format!("{name}: a joke server (RFC 865 quote of the day)"));
     // clap prints usage errors and exits with 2, and prints --help and exits with 0.
-    let cli = match command
-        .try_get_matches_from(args)
-        .and_then(|matches| Cli::<X>::from_arg_matches(&matches))
-    {
-        Ok(cli) => cli,
+    let (cli, act_options) = match command.try_get_matches_from(args).and_then(|matches| {
+        Cli::<X>::from_arg_matches(&matches).map(|cli| (cli, act_options::<X>(&matches)))
+    }) {
+        Ok(parsed) => parsed,
         Err(error) => error.exit(),
     };
     init_logging();
@@ -65,10 +64,33 @@ pub fn run_act_from<X: Args, A: Act>(
     // ANCHOR_END: runtime
     let act = make(cli.act);
     let config = Config::from_args(&cli.server);
-    runtime.block_on(serve_until_signal(name, act, config))
+    runtime.block_on(serve_until_signal(name, act, config, act_options))
 }
 
-async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) -> ExitCode {
+/// The act's own options as they were given or defaulted (`--mode block-in-place`), for the
+/// start-up line: a reader of the log should not have to guess which variant ran.
+fn act_options<X: Args>(matches: &clap::ArgMatches) -> String {
+    X::augment_args(clap::Command::new("act"))
+        .get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let values = matches.get_raw(arg.get_id().as_str())?;
+            let values: Vec<String> = values
+                .map(|value| value.to_string_lossy().into_owned())
+                .collect();
+            Some(format!("--{long} {}", values.join(",")))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn serve_until_signal<A: Act>(
+    name: &'static str,
+    act: A,
+    config: Config,
+    act_options: String,
+) -> ExitCode {
+    let udp = config.udp;
     // Signal handlers are installed before the server starts, so a SIGTERM that arrives right
     // after "listening on" is a clean shutdown, not the default kill.
     let signals = (
@@ -93,16 +115,22 @@ async fn serve_until_signal<A: Act>(name: &'static str, act: A, config: Config) 
     };
     let jokes = server.jokes().current();
     tracing::info!(
-        "{name} serving {} jokes from {}",
-        jokes.len(),
-        jokes.path().display()
+        "{name} serving {} from {}{}{}",
+        crate::stats::plural(jokes.len() as u64, "joke"),
+        jokes.path().display(),
+        if act_options.is_empty() {
+            String::new()
+        } else {
+            format!(" ({act_options})")
+        },
+        if udp { "; answering UDP too" } else { "" },
     );
     drop(jokes);
     let addr = server.local_addr();
     tracing::info!("{}", crate::wire::ready_line(addr));
     // For the person who just typed `cargo run`: how to get a joke, and how to stop.
     tracing::info!(
-        "try `nc {} {}`, or `cargo run --release -p bench-client -- --addr {addr}`; Ctrl-C stops",
+        "try `nc -d {} {}`, or `cargo run --release -p bench-client -- --addr {addr}`; Ctrl-C stops",
         addr.ip(),
         addr.port()
     );
@@ -190,3 +218,31 @@ fn raise_open_files_limit() {
     }
 }
 // ANCHOR_END: open_files
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Args)]
+    struct Mode {
+        /// Which way.
+        #[arg(long, default_value = "spawn-blocking")]
+        mode: String,
+    }
+
+    #[test]
+    fn an_acts_own_options_are_named_in_the_start_up_line() {
+        let command = Cli::<Mode>::command();
+        let matches = command
+            .clone()
+            .try_get_matches_from(["act", "--mode", "block-in-place"])
+            .unwrap();
+        assert_eq!(act_options::<Mode>(&matches), "--mode block-in-place");
+        let defaulted = command.try_get_matches_from(["act"]).unwrap();
+        assert_eq!(act_options::<Mode>(&defaulted), "--mode spawn-blocking");
+        let none = Cli::<NoActArgs>::command()
+            .try_get_matches_from(["act"])
+            .unwrap();
+        assert_eq!(act_options::<NoActArgs>(&none), "");
+    }
+}

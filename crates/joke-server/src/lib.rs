@@ -37,7 +37,10 @@ mod stats;
 pub mod supervisor;
 pub mod wire;
 
-pub use cli::{DEFAULT_ADDR, NoActArgs, ServerArgs, default_jokes_path};
+pub use cli::{
+    BUILT_IN_JOKES, DEFAULT_ADDR, NoActArgs, ServerArgs, default_jokes_path, parse_at_least_one,
+    parse_duration,
+};
 pub use entry::{run_act, run_act_from, run_act_with};
 pub use jokes::{JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME};
 pub use lines::JokeLines;

@@ -306,8 +306,8 @@ impl<A: Act> Server<A> {
             .is_err()
         {
             tracing::warn!(
-                "{} connections still open after the {grace_period:?} grace period; cutting them off",
-                connections.len(),
+                "{} still open after the {grace_period:?} grace period; cutting them off",
+                crate::stats::plural(connections.len() as u64, "connection"),
             );
             // Each of them resets its connection, so no client mistakes a cut joke for a
             // whole one; then they are gone.

@@ -125,13 +125,22 @@ impl Stats {
     }
 }
 
+/// `1 joke`, `2 jokes`: the count with its noun, in the right number.
+pub(crate) fn plural(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 impl std::fmt::Display for StatsSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "served {} jokes; failed: {} reads, {} writes, {} timeouts, {} accepts; \
+            "served {}; failed: {} reads, {} writes, {} timeouts, {} accepts; \
              {} of {} polls slower than {} µs (longest {} µs, mean {:.1} µs)",
-            self.served,
+            plural(self.served, "joke"),
             self.read_failures,
             self.write_failures,
             self.write_timeouts,

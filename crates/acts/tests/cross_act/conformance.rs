@@ -245,7 +245,11 @@ fn bad_start_up_exits_2(entry: &ActEntry, case: BadStartUp) {
         BadStartUp::BadAddr => {
             args = os(&["--addr", "not-an-address", "--jokes"]);
             args.push(file.path().into());
-            vec!["--addr".into(), "not-an-address".into()]
+            vec![
+                "--addr".into(),
+                "not-an-address".into(),
+                "expected an address such as 127.0.0.1:12345".into(),
+            ]
         }
         BadStartUp::PortInUse => {
             let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a listener");
@@ -258,7 +262,7 @@ fn bad_start_up_exits_2(entry: &ActEntry, case: BadStartUp) {
         BadStartUp::ZeroWorkers => {
             args.extend(os(&["--workers", "0", "--jokes"]));
             args.push(file.path().into());
-            vec!["--workers".into()]
+            vec!["--workers".into(), "at least 1".into()]
         }
         BadStartUp::UnknownFlag => {
             args.extend(os(&["--no-such-flag", "--jokes"]));
