@@ -18,7 +18,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use joke_index::exit_code::{BAD_INPUT, FAILURE, SUCCESS};
 use joke_index::strfile::{Strfile, StrfileError};
-use joke_index::{Format, FormatChoice, Index, IndexError, RFC865_LIMIT, ReadError};
+use joke_index::{
+    Format, FormatChoice, Index, IndexError, RFC865_LIMIT, ReadError, ServedJokes, ServedSizes,
+};
 
 /// Inspect, lint and index jokes files (dashed `---` or fortune `%` format).
 #[derive(Debug, Parser)]
@@ -162,23 +164,21 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Sums up the served jokes of one file.
-    pub fn of(file: &Path, format: Format, jokes: &[String]) -> Stats {
-        let sizes = || jokes.iter().map(String::len);
-        let total: usize = sizes().sum();
+    /// Sums up the served jokes of one file, from the sizes its index measured.
+    pub fn of(file: &Path, format: Format, sizes: ServedSizes) -> Stats {
         Stats {
             file: file.display().to_string(),
             format,
-            jokes: jokes.len(),
-            shortest_bytes: sizes().min().unwrap_or(0),
-            longest_bytes: sizes().max().unwrap_or(0),
-            mean_bytes: if jokes.is_empty() {
+            jokes: sizes.jokes as usize,
+            shortest_bytes: sizes.shortest as usize,
+            longest_bytes: sizes.longest as usize,
+            mean_bytes: if sizes.jokes == 0 {
                 0.0
             } else {
-                total as f64 / jokes.len() as f64
+                sizes.total as f64 / sizes.jokes as f64
             },
             rfc865_limit: RFC865_LIMIT,
-            over_rfc865_limit: sizes().filter(|&size| size > RFC865_LIMIT).count(),
+            over_rfc865_limit: sizes.over_rfc865_limit as usize,
         }
     }
 
@@ -205,15 +205,16 @@ impl Stats {
 }
 
 /// Indexes the input file and reads every joke in served form.
-fn read_all(input: &Input) -> Result<(Index, Vec<String>)> {
+fn read_all(input: &Input) -> Result<(Index, ServedJokes)> {
     let index = Index::build(&input.file, input.format)?;
-    let jokes = index.read_all_blocking()?;
+    let jokes = index.read_served_blocking()?;
     Ok((index, jokes))
 }
 
 fn stats(input: &Input, json: bool, out: &mut dyn Write) -> Result<Outcome> {
-    let (index, jokes) = read_all(input)?;
-    let stats = Stats::of(index.path(), index.format(), &jokes);
+    // The index measured every joke's served size as it went: no second read of the file.
+    let index = Index::build(&input.file, input.format)?;
+    let stats = Stats::of(index.path(), index.format(), index.served_sizes());
     let text = if json {
         serde_json::to_string_pretty(&stats).context("formatting the stats as JSON")? + "\n"
     } else {
@@ -235,7 +236,7 @@ fn get(input: &Input, number: usize, out: &mut dyn Write) -> Result<Outcome> {
 fn dump(input: &Input, out: &mut dyn Write) -> Result<Outcome> {
     let (_, jokes) = read_all(input)?;
     let mut out = io::BufWriter::new(out);
-    for joke in &jokes {
+    for joke in jokes.iter() {
         // A JSON string escapes newlines, so each joke stays on one line of output.
         let line = serde_json::to_string(joke).context("formatting a joke as JSON")?;
         writeln!(out, "{line}").context("writing to standard output")?;
@@ -361,7 +362,8 @@ mod tests {
             String::from("abcd\n"),
             format!("{long}\n"),
         ];
-        let stats = Stats::of(Path::new("f"), Format::Dashed, &jokes);
+        let sizes = ServedSizes::of(jokes.iter().map(|joke| joke.len() as u64));
+        let stats = Stats::of(Path::new("f"), Format::Dashed, sizes);
         assert_eq!(stats.jokes, 3);
         assert_eq!(stats.shortest_bytes, 3);
         assert_eq!(stats.longest_bytes, 601);

@@ -2,13 +2,14 @@
 
 use std::fs::{File, Metadata};
 use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use rand::Rng;
 
 use crate::error::{IndexError, ReadError};
-use crate::scan::{self, JokeSpan, LongestLine, READ_BUFFER, ScanError};
+use crate::scan::{self, JokeSpan, LongestLine, READ_BUFFER, ScanError, ServedSizes};
 use crate::{Format, FormatChoice, served_form};
 
 // ANCHOR: fingerprint
@@ -40,17 +41,20 @@ impl Fingerprint {
     }
 }
 
-/// A jokes file, indexed: the byte range and line range of every joke, and the fingerprint of
-/// the file it was built from.
+/// A jokes file, indexed: the byte range of every joke (16 bytes a joke), the sizes of the
+/// jokes in served form, and the fingerprint of the file it was built from.
 ///
 /// Building the index reads the file once; after that a joke is one `seek` and one `read` away,
 /// whatever its number. Keeping byte offsets (not just "joke N starts on line L") is what makes
 /// that possible: a line number would make every read skip through all the lines before it.
+/// Line numbers, which only messages for people need, are counted on demand
+/// ([`line_ranges`](Self::line_ranges)).
 #[derive(Debug, Clone)]
 pub struct Index {
     path: PathBuf,
     format: Format,
     jokes: Vec<JokeSpan>,
+    sizes: ServedSizes,
     fingerprint: Fingerprint,
     longest_line: LongestLine,
 }
@@ -89,9 +93,34 @@ impl Index {
             path: path.into(),
             format: scan.format,
             jokes: scan.jokes,
+            sizes: scan.sizes,
             fingerprint,
             longest_line: scan.longest_line,
         })
+    }
+
+    /// The sizes of the jokes in served form (count, total, shortest, longest, over RFC 865's
+    /// limit), measured while the file was indexed.
+    pub fn served_sizes(&self) -> ServedSizes {
+        self.sizes
+    }
+
+    /// The 0-based line range (end exclusive) of every joke, in file order, counted by reading
+    /// the file once more. For messages that name lines, the way editors count them; serving
+    /// never needs them. Fails with [`ReadError::Changed`] if the file is not the indexed one.
+    pub fn line_ranges(&self) -> Result<Vec<Range<u64>>, ReadError> {
+        let io_error = |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::UnexpectedEof => self.changed(),
+            _ => ReadError::Io {
+                path: self.path.clone(),
+                source,
+            },
+        };
+        let file = File::open(&self.path).map_err(io_error)?;
+        self.ensure_unchanged(&file.metadata().map_err(io_error)?)?;
+        let lines = scan::line_ranges(&file, &self.jokes).map_err(io_error)?;
+        self.ensure_unchanged(&file.metadata().map_err(io_error)?)?;
+        Ok(lines)
     }
 
     /// The longest line of the file (bytes, line ending not counted) and where it is.
@@ -194,10 +223,23 @@ impl Index {
     }
     // ANCHOR_END: read_joke
 
-    /// Every joke in served form, in file order, read in one sequential pass (for the cached
-    /// finale and for `--verify`). Fails with [`ReadError::Changed`] like
-    /// [`read_joke_blocking`](Self::read_joke_blocking).
+    /// Every joke in served form, in file order, read in one sequential pass (for `--verify`
+    /// and tests). Fails with [`ReadError::Changed`] like
+    /// [`read_joke_blocking`](Self::read_joke_blocking). One `String` per joke; to keep many
+    /// jokes in memory, [`read_served_blocking`](Self::read_served_blocking) costs less.
     pub fn read_all_blocking(&self) -> Result<Vec<String>, ReadError> {
+        Ok(self
+            .read_served_blocking()?
+            .iter()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Every joke in served form, in file order, in one buffer (for the cached finale): one
+    /// sequential pass over the file, into a buffer allocated once at the size the index
+    /// measured. Fails with [`ReadError::Changed`] like
+    /// [`read_joke_blocking`](Self::read_joke_blocking).
+    pub fn read_served_blocking(&self) -> Result<ServedJokes, ReadError> {
         let io_error = |source| ReadError::Io {
             path: self.path.clone(),
             source,
@@ -206,21 +248,30 @@ impl Index {
         self.ensure_unchanged(&file.metadata().map_err(io_error)?)?;
         let mut reader = BufReader::with_capacity(READ_BUFFER, file);
         let mut position = 0;
-        let mut jokes = Vec::with_capacity(self.jokes.len());
+        let mut text = String::with_capacity(usize::try_from(self.sizes.total).unwrap_or(0));
+        let mut ends = Vec::with_capacity(self.jokes.len());
+        let mut raw = Vec::new();
         for span in &self.jokes {
             reader
                 .seek_relative((span.bytes.start - position) as i64)
                 .map_err(io_error)?;
-            let mut raw = vec![0; span.byte_len() as usize];
+            raw.clear();
+            raw.resize(span.byte_len() as usize, 0);
             reader.read_exact(&mut raw).map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => self.changed(),
                 _ => io_error(e),
             })?;
             position = span.bytes.end;
-            jokes.push(self.served_from_raw(raw)?);
+            let raw = std::str::from_utf8(&raw).map_err(|_| self.changed())?;
+            let served = served_form(raw);
+            if served.is_empty() {
+                return Err(self.changed());
+            }
+            text.push_str(&served);
+            ends.push(text.len());
         }
         self.ensure_unchanged(&reader.get_ref().metadata().map_err(io_error)?)?;
-        Ok(jokes)
+        Ok(ServedJokes { text, ends })
     }
 
     /// Turns the raw bytes read at a joke's offsets into its served form. Bytes that are not
@@ -263,8 +314,11 @@ pub fn jokes_in(text: &[u8], choice: FormatChoice) -> Result<(Format, Vec<String
                 .zip(usize::try_from(span.bytes.end).ok())
                 .and_then(|(start, end)| text.get(start..end))
                 .and_then(|raw| std::str::from_utf8(raw).ok());
-            raw.map(served_form).ok_or(InvalidUtf8 {
-                line: span.lines.start + 1,
+            raw.map(served_form).ok_or_else(|| {
+                let before = text.get(..span.bytes.start as usize).unwrap_or(text);
+                InvalidUtf8 {
+                    line: 1 + memchr::memchr_iter(b'\n', before).count() as u64,
+                }
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -279,6 +333,70 @@ pub fn spans_in(text: &[u8], choice: FormatChoice) -> Result<(Format, Vec<JokeSp
         ScanError::Io(e) => unreachable!("reading from a slice cannot fail: {e}"),
     })?;
     Ok((scan.format, scan.jokes))
+}
+
+/// The 0-based line range (end exclusive) of each of `spans` (in file order, as [`spans_in`]
+/// returns them) in `text`: what [`Index::line_ranges`] counts for a file holding these bytes.
+pub fn line_ranges_in(text: &[u8], spans: &[JokeSpan]) -> Vec<Range<u64>> {
+    // Spans past the end of `text` are not from this text; they get no lines.
+    scan::line_ranges(text, spans).unwrap_or_default()
+}
+
+/// Every joke of a file in served form, in one buffer: joke `n` is `text[ends[n - 1]..ends[n]]`
+/// (from 0 for the first). Built by [`Index::read_served_blocking`]; `T` is the buffer, a
+/// `String` until [`map_text`](Self::map_text) turns it into something else (the finale makes it
+/// a `bytes::Bytes`, so each connection holds a slice of it, not a copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedJokes<T = String> {
+    text: T,
+    ends: Vec<usize>,
+}
+
+impl<T> ServedJokes<T> {
+    /// How many jokes.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is no joke (never, for one read from an index).
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Where joke `number` lies in the buffer.
+    pub fn range(&self, number: usize) -> Option<Range<usize>> {
+        let end = *self.ends.get(number)?;
+        let start = number
+            .checked_sub(1)
+            .map_or(0, |previous| self.ends[previous]);
+        Some(start..end)
+    }
+
+    /// The buffer holding every joke, one after the other.
+    pub fn text(&self) -> &T {
+        &self.text
+    }
+
+    /// The same jokes, with the buffer turned into another type by `convert` (which must keep
+    /// its bytes as they are).
+    pub fn map_text<U>(self, convert: impl FnOnce(T) -> U) -> ServedJokes<U> {
+        ServedJokes {
+            text: convert(self.text),
+            ends: self.ends,
+        }
+    }
+}
+
+impl ServedJokes<String> {
+    /// Joke `number` in served form.
+    pub fn get(&self, number: usize) -> Option<&str> {
+        self.range(number).map(|range| &self.text[range])
+    }
+
+    /// The jokes in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).filter_map(|number| self.get(number))
+    }
 }
 
 /// In-memory text that is not UTF-8, with the 1-based line where it goes wrong.

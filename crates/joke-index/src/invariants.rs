@@ -6,18 +6,20 @@
 //! with the `invariants` feature only: it panics on purpose, which is what a fuzzer listens for.
 
 use crate::{
-    Format, FormatChoice, InvalidUtf8, LineClass, classify_line, jokes_in, served_form, spans_in,
+    Format, FormatChoice, InvalidUtf8, LineClass, ServedSizes, classify_line, jokes_in,
+    line_ranges_in, served_form, spans_in,
 };
 
 /// Checks every rule below on `input`, in each format; panics with the broken rule.
 ///
 /// - Invalid UTF-8 is refused, naming the line of the first bad byte; valid UTF-8 never is.
-/// - Spans are in file order, inside the input, and start and end on line boundaries; their
-///   line numbers agree with their bytes.
+/// - Spans are in file order, inside the input, and start and end on line boundaries; the line
+///   numbers counted for them agree with their bytes.
 /// - No span holds a separator line of its format, and every line of text lies in a span:
 ///   nothing is lost and nothing is split wrongly.
 /// - Each joke is its span in served form, and matches a plain re-reading of the definition
 ///   (lines with `\n` and one `\r` removed, blank edges dropped, each line ended by `\n`).
+/// - The served sizes the scan measured are those of the served jokes.
 pub fn check(input: &[u8]) {
     let utf8 = std::str::from_utf8(input);
     for choice in [
@@ -46,6 +48,12 @@ pub fn check(input: &[u8]) {
                     let raw = &input[span.bytes.start as usize..span.bytes.end as usize];
                     assert_eq!(joke, &reference_served_form(raw));
                 }
+                let scan = crate::scan::scan(input, choice.forced()).expect("UTF-8, as above");
+                assert_eq!(
+                    scan.sizes,
+                    ServedSizes::of(jokes.iter().map(|joke| joke.len() as u64)),
+                    "served sizes"
+                );
             }
         }
     }
@@ -59,8 +67,10 @@ fn check_spans(input: &[u8], format: Format, spans: &[crate::JokeSpan]) {
         Format::Dashed => class == LineClass::DashedSeparator,
         Format::Fortune => class == LineClass::FortuneSeparator,
     };
+    let lines = line_ranges_in(input, spans);
+    assert_eq!(lines.len(), spans.len(), "line ranges for every span");
     let mut previous_end = 0;
-    for span in spans {
+    for (span, span_lines) in spans.iter().zip(&lines) {
         let (start, end) = (span.bytes.start as usize, span.bytes.end as usize);
         assert!(previous_end <= start, "spans overlap or go backwards");
         assert!(start < end && end <= input.len(), "span outside the input");
@@ -72,9 +82,9 @@ fn check_spans(input: &[u8], format: Format, spans: &[crate::JokeSpan]) {
             end == input.len() || input[end - 1] == b'\n',
             "span ends mid-line"
         );
-        assert_eq!(span.lines.start + 1, line_of(input, start), "first line");
-        let lines = lines_of(&input[start..end]).count() as u64;
-        assert_eq!(span.lines.end - span.lines.start, lines, "line count");
+        assert_eq!(span_lines.start + 1, line_of(input, start), "first line");
+        let count = lines_of(&input[start..end]).count() as u64;
+        assert_eq!(span_lines.end - span_lines.start, count, "line count");
         for line in lines_of(&input[start..end]) {
             assert!(
                 !is_separator(classify_line(line)),

@@ -8,8 +8,8 @@
 //!   wrongly took for separators.
 //! - **fortune** (fortune(6) and strfile(8)): a line that is exactly `%` separates records.
 //!
-//! [`Index::build`] reads a file once and records where each joke starts and ends, in bytes and
-//! in lines. Reading joke *n* back is then one seek and one read
+//! [`Index::build`] reads a file once and records where each joke starts and ends, in bytes.
+//! Reading joke *n* back is then one seek and one read
 //! ([`Index::read_joke_blocking`]), and the result is the joke's *served form*
 //! ([`served_form`]): the exact bytes every server in this workspace sends for it.
 //!
@@ -39,8 +39,8 @@ pub mod invariants;
 pub mod exit_code;
 
 pub use error::{IndexError, ReadError};
-pub use index::{Fingerprint, Index, InvalidUtf8, jokes_in, spans_in};
-pub use scan::{JokeSpan, LineClass, LongestLine, classify_line};
+pub use index::{Fingerprint, Index, InvalidUtf8, ServedJokes, jokes_in, line_ranges_in, spans_in};
+pub use scan::{JokeSpan, LineClass, LongestLine, ServedSizes, classify_line};
 pub use served::{served_form, served_lines};
 
 /// RFC 865 asks that a quote be shorter than 512 characters; `joke-index check` flags longer

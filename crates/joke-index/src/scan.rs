@@ -1,30 +1,42 @@
-//! The one pass over a jokes file: split it into lines with `memchr`, classify each line, and
-//! collect the byte and line range of every joke for both formats at once.
+//! The one pass over a jokes file: find the line ends with `memchr`, classify the lines that
+//! could be anything but text, and collect the byte range of every joke for both formats at
+//! once.
 //!
-//! The scanner never holds more than one fixed-size read buffer: a line is classified while it
-//! streams past, so a 1 GB file (or a 1 GB line) costs the same memory as a small one.
+//! Why it is about as fast as counting newlines (`wc -l`):
+//!
+//! - The file streams through one reused read buffer, small enough to stay in the CPU's cache
+//!   while it is checked twice: once for UTF-8 in one call over the whole buffer, once for `\n`
+//!   with `memchr`'s vectorised search.
+//! - Only a line's first byte is looked at unless it is `-`, `%`, a space, a tab or a `\r`: no
+//!   other line can be a separator or blank, so the text lines that make up most of a file
+//!   cost one byte each beyond the newline search. The others go through the byte-by-byte rules
+//!   below, which stop at the first byte that makes a line plain text.
+//! - Text lines are not reported one by one: a run of them is reported once, when the next blank
+//!   or separator line ends it.
+//!
+//! A 1 GB file (or a 1 GB line) costs the same memory as a small one, plus 16 bytes per joke.
 
 use std::io::{self, Read};
 use std::ops::Range;
 
-use memchr::memchr;
+use memchr::memchr_iter;
 
-use crate::Format;
+use crate::{Format, RFC865_LIMIT};
 
-/// Size of the single read buffer the scanner uses.
+/// Size of the single read buffer the scanner uses: large enough that a `read` costs little
+/// next to looking at its bytes, small enough to stay in the CPU's cache while we do.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
 
 /// Where one joke lives in the file.
 ///
 /// `bytes` runs from the start of the joke's first non-blank line to the end of its last
 /// non-blank line, line terminator included, so reading exactly that range and applying
-/// [`served_form`](crate::served_form) gives the served bytes. `lines` holds 0-based line
-/// numbers, end exclusive.
+/// [`served_form`](crate::served_form) gives the served bytes. Line numbers are not kept: the
+/// few messages that need them count newlines on demand ([`Index::line_ranges`](crate::Index::line_ranges)).
 // ANCHOR: joke_span
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct JokeSpan {
     pub bytes: Range<u64>,
-    pub lines: Range<u64>,
 }
 // ANCHOR_END: joke_span
 
@@ -59,6 +71,12 @@ enum Shape {
 struct LineShape {
     shape: Shape,
     cr_pending: bool,
+}
+
+impl Default for LineShape {
+    fn default() -> Self {
+        LineShape::START
+    }
 }
 
 impl LineShape {
@@ -139,33 +157,91 @@ pub fn classify_line(line: &[u8]) -> LineClass {
     shape.class()
 }
 
+/// The sizes of a file's jokes in served form (the bytes a client receives), summed up while
+/// the file is scanned, so that `joke-index stats` or a cache that wants one buffer for all the
+/// jokes need not read them first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServedSizes {
+    /// How many jokes.
+    pub jokes: u64,
+    /// Their served sizes added up.
+    pub total: u64,
+    /// The smallest served size (0 when there is no joke).
+    pub shortest: u64,
+    /// The largest served size.
+    pub longest: u64,
+    /// How many are longer than [`RFC865_LIMIT`] bytes.
+    pub over_rfc865_limit: u64,
+}
+
+impl ServedSizes {
+    /// Sums up the given served sizes.
+    pub fn of(sizes: impl IntoIterator<Item = u64>) -> ServedSizes {
+        let mut all = ServedSizes::default();
+        for size in sizes {
+            all.add(size);
+        }
+        all
+    }
+
+    fn add(&mut self, size: u64) {
+        self.shortest = if self.jokes == 0 {
+            size
+        } else {
+            self.shortest.min(size)
+        };
+        self.jokes += 1;
+        self.total += size;
+        self.longest = self.longest.max(size);
+        self.over_rfc865_limit += u64::from(size > RFC865_LIMIT as u64);
+    }
+}
+
+/// A position in the file: a byte offset, and how many of the lines before it end in `\r\n`
+/// (their `\r` is not served, so the served size of a joke is its byte length less the `\r`s
+/// of its line endings).
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    offset: u64,
+    crs: u64,
+}
+
 /// Collects the jokes of one format as lines go by.
 #[derive(Debug, Default)]
 struct Collector {
     jokes: Vec<JokeSpan>,
-    /// First non-blank line of the joke being collected: (byte offset, line number).
-    first: Option<(u64, u64)>,
-    /// End of the last non-blank line so far: (byte offset after it, line number after it).
-    last: (u64, u64),
+    sizes: ServedSizes,
+    /// Where the first non-blank line of the joke being collected starts.
+    first: Option<Mark>,
+    /// The end of the last non-blank line so far, and whether that line ends in `\n` (only
+    /// the last line of a file may not).
+    last: Mark,
+    last_has_newline: bool,
     separators: u64,
 }
 
 impl Collector {
-    fn line(&mut self, is_separator: bool, class: LineClass, start: u64, end: u64, number: u64) {
-        if is_separator {
-            self.separators += 1;
-            self.finish();
-        } else if class != LineClass::Blank {
-            self.first.get_or_insert((start, number));
-            self.last = (end, number + 1);
-        }
+    /// Lines of text (one or a run of them) from `start` to `end`.
+    fn text(&mut self, start: Mark, end: Mark, has_newline: bool) {
+        self.first.get_or_insert(start);
+        self.last = end;
+        self.last_has_newline = has_newline;
+    }
+
+    fn separator(&mut self) {
+        self.separators += 1;
+        self.finish();
     }
 
     fn finish(&mut self) {
-        if let Some((start, first_line)) = self.first.take() {
+        if let Some(first) = self.first.take() {
+            let raw = self.last.offset - first.offset;
+            // The served form drops each line ending's `\r` and gives a last line without `\n`
+            // one.
+            let served = raw - (self.last.crs - first.crs) + u64::from(!self.last_has_newline);
+            self.sizes.add(served);
             self.jokes.push(JokeSpan {
-                bytes: start..self.last.0,
-                lines: first_line..self.last.1,
+                bytes: first.offset..self.last.offset,
             });
         }
     }
@@ -173,9 +249,10 @@ impl Collector {
 
 /// Incremental UTF-8 check that copes with a character split across two read buffers.
 ///
-/// It checks whole read buffers, not lines: one `from_utf8` over 64 KiB runs at memory speed
-/// (it has a fast path for ASCII), where one call per short line cost more than everything
-/// else the scanner does. A newline can never be part of a multi-byte character, so a
+/// It checks whole read buffers, not lines: one call over 128 KiB runs at memory speed, where
+/// one call per short line cost more than everything else the scanner does. The fast check is
+/// `simdutf8`'s, which only says yes or no; std's validator, which says where, runs only on a
+/// buffer already known to be bad. A newline can never be part of a multi-byte character, so a
 /// character cut short by the end of its line is still an error.
 #[derive(Debug, Default)]
 struct Utf8Check {
@@ -201,16 +278,17 @@ impl Utf8Check {
             self.carry_len = 0;
         }
         let skipped = piece.len() - rest.len();
-        match std::str::from_utf8(rest) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error_len().is_none() => {
-                // An incomplete character at the end of the piece: keep it for later.
-                let tail = &rest[e.valid_up_to()..];
-                self.carry[..tail.len()].copy_from_slice(tail);
-                self.carry_len = tail.len();
-                Ok(())
-            }
+        // A character the buffer cuts short is kept for the next piece.
+        let (whole, tail) = rest.split_at(rest.len() - unfinished_tail(rest));
+        if simdutf8::basic::from_utf8(whole).is_ok() {
+            self.carry[..tail.len()].copy_from_slice(tail);
+            self.carry_len = tail.len();
+            return Ok(());
+        }
+        match std::str::from_utf8(whole) {
             Err(e) => Err(skipped + e.valid_up_to()),
+            // The two validators disagree: trust neither, refuse the input.
+            Ok(_) => Err(skipped),
         }
     }
 
@@ -233,11 +311,31 @@ fn utf8_width(first: u8) -> usize {
     }
 }
 
+/// How many bytes at the end of `bytes` are the start of a multi-byte character whose other
+/// bytes are not there yet (0 to 3). Whether they are valid is for the next piece to say.
+fn unfinished_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let byte = bytes[bytes.len() - back];
+        if byte & 0xC0 != 0x80 {
+            // The last character starts here (or this is ASCII, or not UTF-8 at all).
+            let width = match byte {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF7 => 4,
+                _ => 1,
+            };
+            return if width > back { back } else { 0 };
+        }
+    }
+    0
+}
+
 /// What a scan found.
 #[derive(Debug)]
 pub(crate) struct Scan {
     pub format: Format,
     pub jokes: Vec<JokeSpan>,
+    pub sizes: ServedSizes,
     pub len: u64,
     pub longest_line: LongestLine,
 }
@@ -250,13 +348,6 @@ pub struct LongestLine {
     pub line: u64,
 }
 
-/// How a line ended: with a `\n` (or at the end of the file), after a `\r` or not.
-#[derive(Debug, Clone, Copy)]
-struct Ending {
-    newline: bool,
-    carriage_return: bool,
-}
-
 /// Why a scan stopped.
 #[derive(Debug)]
 pub(crate) enum ScanError {
@@ -267,49 +358,293 @@ pub(crate) enum ScanError {
     Io(io::Error),
 }
 
+/// The class of a whole line whose bytes are all in hand (without its `\n`): the same verdict
+/// as [`classify_line`], reached without walking the byte-by-byte rules. A unit test checks the
+/// two agree on every line of up to six bytes built from the bytes that matter, and the fuzz
+/// target checks them on whatever it makes up.
+#[inline(always)]
+fn class_of_line(line: &[u8]) -> LineClass {
+    let is_blank = |bytes: &[u8]| bytes.iter().all(|&b| b == b' ' || b == b'\t');
+    match line.first() {
+        // Most lines: their first byte already makes them text.
+        Some(b) if !matches!(b, b'-' | b'%' | b' ' | b'\t' | b'\r') => LineClass::Text,
+        _ => {
+            // A final `\r` belongs to a CRLF line ending; any other is content.
+            let body = line.strip_suffix(b"\r").unwrap_or(line);
+            match body.first() {
+                None => LineClass::Blank,
+                Some(b'-') => {
+                    let dashes = body.iter().take_while(|&&b| b == b'-').count();
+                    if dashes >= 3 && is_blank(&body[dashes..]) {
+                        LineClass::DashedSeparator
+                    } else {
+                        LineClass::Text
+                    }
+                }
+                Some(b'%') if body.len() == 1 => LineClass::FortuneSeparator,
+                Some(b' ' | b'\t') if is_blank(body) => LineClass::Blank,
+                Some(_) => LineClass::Text,
+            }
+        }
+    }
+}
+
+/// The positions of the `\n` bytes of `bytes`, in order.
+///
+/// `memchr_iter` would do, but a file of short lines gives it a call per line, and the call
+/// costs more than the search. Here each 64-byte block is compared at once (the compiler turns
+/// the loop into vector instructions) into a 64-bit mask, and the positions are read off the
+/// mask one set bit at a time. A block without any newline hands over to `memchr`, which skips
+/// a long line (or a long stretch of anything) at full speed.
+#[derive(Debug)]
+struct Newlines<'a> {
+    bytes: &'a [u8],
+    /// Where the next block starts.
+    next: usize,
+    /// Offset of the block `mask` came from, and its newlines not yet returned.
+    base: usize,
+    mask: u64,
+}
+
+impl<'a> Newlines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Newlines {
+            bytes,
+            next: 0,
+            base: 0,
+            mask: 0,
+        }
+    }
+}
+
+impl Iterator for Newlines<'_> {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            let rest = self.bytes.get(self.next..)?;
+            if rest.len() < 64 {
+                // Too few for a block: the last newlines one search at a time.
+                let at = self.next + memchr::memchr(b'\n', rest)?;
+                self.next = at + 1;
+                return Some(at);
+            }
+            self.base = self.next;
+            self.mask = newline_mask(&rest[..64]);
+            self.next += 64;
+            if self.mask == 0 {
+                // Jump to the block of the next newline (or the tail, if there is none).
+                let skip = memchr::memchr(b'\n', &rest[64..]).unwrap_or(rest.len() - 64);
+                self.next += skip - skip % 64;
+            }
+        }
+        let bit = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.base + bit)
+    }
+}
+
+/// Bit `i` is set where `block[i]` is `\n`.
+#[inline(always)]
+fn newline_mask(block: &[u8]) -> u64 {
+    let mut is_newline = [0u8; 64];
+    for (flag, &byte) in is_newline.iter_mut().zip(block) {
+        *flag = u8::from(byte == b'\n');
+    }
+    // Eight flags (bytes of 0 or 1) at a time into eight bits: the multiplication moves the
+    // flag of byte k to bit 56 + k, without carries between them.
+    let mut mask = 0u64;
+    for (group, flags) in is_newline.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(flags);
+        let bits = u64::from_le_bytes(word).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        mask |= bits << (group * 8);
+    }
+    mask
+}
+
+/// The scanner's state between two read buffers.
+#[derive(Debug, Default)]
+struct Scanner {
+    dashed: Collector,
+    fortune: Collector,
+    utf8: Utf8Check,
+    /// Bytes scanned so far (the offset of the next buffer).
+    offset: u64,
+    /// Where the current line starts, and how many lines ended before it.
+    line_start: u64,
+    lines: u64,
+    /// How many of the lines that ended so far end in `\r\n` (or in `\r` at the end of the file).
+    crs: u64,
+    /// The current line's shape and last byte so far, when it began in an earlier buffer.
+    shape: LineShape,
+    last_byte: u8,
+    /// Where the run of text lines not yet reported to the collectors starts.
+    run: Mark,
+    longest_line: LongestLine,
+}
+
+impl Scanner {
+    /// Scans the next buffer of the file.
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), ScanError> {
+        self.utf8
+            .feed(chunk)
+            .map_err(|bad_at| ScanError::InvalidUtf8 {
+                // The lines that ended before the bad byte, plus this one; 1-based.
+                line: self.lines + 1 + memchr_iter(b'\n', &chunk[..bad_at]).count() as u64,
+            })?;
+        let base = self.offset;
+        self.offset = base + chunk.len() as u64;
+        let mut newlines = Newlines::new(chunk);
+        let Some(first) = newlines.next() else {
+            self.line_goes_on(chunk, base);
+            return Ok(());
+        };
+        // The first line may have begun in an earlier buffer.
+        let content = &chunk[..first];
+        let (class, carriage_return) = if self.line_start == base {
+            (class_of_line(content), content.last() == Some(&b'\r'))
+        } else {
+            self.shape.push_all(content);
+            let last = content.last().copied().unwrap_or(self.last_byte);
+            (self.shape.class(), last == b'\r')
+        };
+        self.end_line(class, base + first as u64 + 1, true, carriage_return);
+        // Every other line starts in this buffer: the loop that runs once per line of the file.
+        let mut start = first + 1;
+        for newline in newlines {
+            let content = &chunk[start..newline];
+            let carriage_return = content.last() == Some(&b'\r');
+            self.end_line(
+                class_of_line(content),
+                base + newline as u64 + 1,
+                true,
+                carriage_return,
+            );
+            start = newline + 1;
+        }
+        self.line_goes_on(&chunk[start..], base + start as u64);
+        Ok(())
+    }
+
+    /// `rest`, which starts at `offset`, ends the buffer without a `\n`: the current line goes
+    /// on in the next one.
+    fn line_goes_on(&mut self, rest: &[u8], offset: u64) {
+        if let Some(&last) = rest.last() {
+            if self.line_start == offset {
+                self.shape = LineShape::START;
+            }
+            self.shape.push_all(rest);
+            self.last_byte = last;
+        }
+    }
+
+    /// The current line ends at `end` (after its `\n`, if it has one).
+    #[inline(always)]
+    fn end_line(&mut self, class: LineClass, end: u64, newline: bool, carriage_return: bool) {
+        let start = self.line_start;
+        let bytes = end - start - u64::from(newline) - u64::from(carriage_return);
+        if bytes > self.longest_line.bytes {
+            self.longest_line = LongestLine {
+                bytes,
+                line: self.lines + 1,
+            };
+        }
+        if class != LineClass::Text {
+            self.not_text(class, start, end, newline, carriage_return);
+        }
+        self.crs += u64::from(carriage_return);
+        self.lines += u64::from(newline);
+        self.line_start = end;
+    }
+
+    /// A blank or separator line from `start` to `end`: it ends the run of text lines before it.
+    #[inline(never)]
+    fn not_text(
+        &mut self,
+        class: LineClass,
+        start: u64,
+        end: u64,
+        newline: bool,
+        carriage_return: bool,
+    ) {
+        let here = Mark {
+            offset: start,
+            crs: self.crs,
+        };
+        let after = Mark {
+            offset: end,
+            crs: self.crs + u64::from(carriage_return),
+        };
+        if self.run.offset < start {
+            // The text lines since the last blank or separator line; the last of them ended
+            // with the `\n` just before this line.
+            self.dashed.text(self.run, here, true);
+            self.fortune.text(self.run, here, true);
+        }
+        match class {
+            LineClass::DashedSeparator => {
+                self.dashed.separator();
+                self.fortune.text(here, after, newline);
+            }
+            LineClass::FortuneSeparator => {
+                self.fortune.separator();
+                self.dashed.text(here, after, newline);
+            }
+            LineClass::Blank | LineClass::Text => {}
+        }
+        self.run = after;
+    }
+
+    /// The file ended.
+    fn finish(mut self, format: Option<Format>) -> Result<Scan, ScanError> {
+        self.utf8.end().map_err(|()| ScanError::InvalidUtf8 {
+            line: self.lines + 1,
+        })?;
+        let ends_with_newline = self.offset == self.line_start;
+        if !ends_with_newline {
+            let (class, carriage_return) = (self.shape.class(), self.last_byte == b'\r');
+            self.end_line(class, self.offset, false, carriage_return);
+        }
+        if self.run.offset < self.offset {
+            let end = Mark {
+                offset: self.offset,
+                crs: self.crs,
+            };
+            self.dashed.text(self.run, end, ends_with_newline);
+            self.fortune.text(self.run, end, ends_with_newline);
+        }
+        self.dashed.finish();
+        self.fortune.finish();
+
+        let format = format.unwrap_or(if self.fortune.separators > self.dashed.separators {
+            Format::Fortune
+        } else {
+            Format::Dashed
+        });
+        let mut chosen = match format {
+            Format::Dashed => self.dashed,
+            Format::Fortune => self.fortune,
+        };
+        // Growing by doubling leaves up to half the vector unused; give it back.
+        chosen.jokes.shrink_to_fit();
+        Ok(Scan {
+            format,
+            jokes: chosen.jokes,
+            sizes: chosen.sizes,
+            len: self.offset,
+            longest_line: self.longest_line,
+        })
+    }
+}
+
 /// Scans `reader` to the end. With `format` `None` the format is detected: the one whose
 /// separator lines are more numerous wins, dashed on a tie (a file with no separator at all is
 /// one dashed joke).
 pub(crate) fn scan(mut reader: impl Read, format: Option<Format>) -> Result<Scan, ScanError> {
     let mut buf = vec![0u8; READ_BUFFER];
-    let mut dashed = Collector::default();
-    let mut fortune = Collector::default();
-    let mut utf8 = Utf8Check::default();
-    let mut shape = LineShape::START;
-    let mut line_start = 0u64;
-    let mut line_number = 0u64;
-    let mut offset = 0u64;
-
-    let mut longest_line = LongestLine::default();
-    // The last byte of the current line before its `\n` (0 when none yet), which may sit in an
-    // earlier read buffer than the `\n`.
-    let mut last_byte = 0u8;
-    let mut end_line = |shape: &LineShape, start: u64, end: u64, number: u64, ending: Ending| {
-        // The line's bytes without its `\n`, and without a `\r` that ends it.
-        let bytes = end - start - u64::from(ending.newline) - u64::from(ending.carriage_return);
-        if bytes > longest_line.bytes {
-            longest_line = LongestLine {
-                bytes,
-                line: number + 1,
-            };
-        }
-        let class = shape.class();
-        dashed.line(
-            class == LineClass::DashedSeparator,
-            class,
-            start,
-            end,
-            number,
-        );
-        fortune.line(
-            class == LineClass::FortuneSeparator,
-            class,
-            start,
-            end,
-            number,
-        );
-    };
-
+    let mut scanner = Scanner::default();
     loop {
         let filled = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -317,64 +652,64 @@ pub(crate) fn scan(mut reader: impl Read, format: Option<Format>) -> Result<Scan
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(ScanError::Io(e)),
         };
-        let mut chunk = &buf[..filled];
-        utf8.feed(chunk).map_err(|bad_at| ScanError::InvalidUtf8 {
-            // The lines that ended before the bad byte, plus this one; 1-based.
-            line: line_number + 1 + memchr::memchr_iter(b'\n', &chunk[..bad_at]).count() as u64,
-        })?;
-        while !chunk.is_empty() {
-            let (piece, newline) = match memchr(b'\n', chunk) {
-                Some(i) => (&chunk[..i], true),
-                None => (chunk, false),
-            };
-            shape.push_all(piece);
-            if let Some(&byte) = piece.last() {
-                last_byte = byte;
-            }
-            let consumed = piece.len() + usize::from(newline);
-            offset += consumed as u64;
-            chunk = &chunk[consumed..];
-            if newline {
-                let ending = Ending {
-                    newline: true,
-                    carriage_return: last_byte == b'\r',
-                };
-                end_line(&shape, line_start, offset, line_number, ending);
-                shape = LineShape::START;
-                last_byte = 0;
-                line_start = offset;
-                line_number += 1;
-            }
-        }
+        scanner.feed(&buf[..filled])?;
     }
-    utf8.end().map_err(|()| ScanError::InvalidUtf8 {
-        line: line_number + 1,
-    })?;
-    if offset > line_start {
-        let ending = Ending {
-            newline: false,
-            carriage_return: last_byte == b'\r',
-        };
-        end_line(&shape, line_start, offset, line_number, ending);
-    }
-    dashed.finish();
-    fortune.finish();
+    scanner.finish(format)
+}
 
-    let format = format.unwrap_or(if fortune.separators > dashed.separators {
-        Format::Fortune
-    } else {
-        Format::Dashed
-    });
-    let jokes = match format {
-        Format::Dashed => dashed.jokes,
-        Format::Fortune => fortune.jokes,
-    };
-    Ok(Scan {
-        format,
-        jokes,
-        len: offset,
-        longest_line,
-    })
+/// The 0-based line range (end exclusive) of each of `spans`, which must be in file order, by
+/// counting the newlines of `reader` in one pass. Fails with `UnexpectedEof` if a span lies
+/// past the end.
+pub(crate) fn line_ranges(
+    mut reader: impl Read,
+    spans: &[JokeSpan],
+) -> io::Result<Vec<Range<u64>>> {
+    let mut buf = vec![0u8; READ_BUFFER];
+    // Newlines before each span's start and end, in order.
+    let mut edges = spans
+        .iter()
+        .flat_map(|span| [span.bytes.start, span.bytes.end])
+        .peekable();
+    let mut before = Vec::with_capacity(spans.len() * 2);
+    let (mut offset, mut newlines, mut last_byte) = (0u64, 0u64, b'\n');
+    loop {
+        let filled = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..filled];
+        let mut counted = 0;
+        while let Some(&edge) = edges.peek() {
+            if edge >= offset + filled as u64 {
+                break;
+            }
+            let at = (edge - offset) as usize;
+            newlines += memchr_iter(b'\n', &chunk[counted..at]).count() as u64;
+            counted = at;
+            before.push(newlines);
+            edges.next();
+        }
+        newlines += memchr_iter(b'\n', &chunk[counted..]).count() as u64;
+        last_byte = chunk[filled - 1];
+        offset += filled as u64;
+    }
+    for edge in edges {
+        if edge > offset {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        before.push(newlines);
+    }
+    Ok(spans
+        .iter()
+        .zip(before.chunks_exact(2))
+        .map(|(span, counts)| {
+            // A joke that ends the file without a `\n` has one more line than newlines.
+            let unterminated = span.bytes.end == offset && last_byte != b'\n';
+            counts[0]..counts[1] + u64::from(unterminated)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -418,6 +753,55 @@ mod tests {
         for text in ["% ", "%%", " %", "%x"] {
             assert_eq!(class_of(text.as_bytes()), LineClass::Text, "{text:?}");
         }
+    }
+
+    #[test]
+    fn newlines_are_found_wherever_they_are() {
+        let mut bytes = vec![b'x'; 300];
+        for at in [0, 1, 7, 8, 63, 64, 65, 127, 128, 200, 255, 256, 299] {
+            bytes[at] = b'\n';
+        }
+        for len in 0..=bytes.len() {
+            let found: Vec<usize> = Newlines::new(&bytes[..len]).collect();
+            let expected: Vec<usize> = memchr_iter(b'\n', &bytes[..len]).collect();
+            assert_eq!(found, expected, "first {len} bytes");
+        }
+        let all = vec![b'\n'; 130];
+        assert_eq!(Newlines::new(&all).count(), 130);
+        // Long stretches without a newline, ending at every position of a block.
+        for gap in 60..200 {
+            let mut bytes = vec![b'x'; 2 * gap + 70];
+            bytes[gap] = b'\n';
+            bytes[2 * gap + 1] = b'\n';
+            let found: Vec<usize> = Newlines::new(&bytes).collect();
+            assert_eq!(found, [gap, 2 * gap + 1], "gap {gap}");
+        }
+    }
+
+    #[test]
+    fn the_quick_verdict_is_the_byte_by_byte_one() {
+        // Every line of up to six bytes over the bytes that matter, plus one that is plain text.
+        let alphabet = [b'-', b'%', b' ', b'\t', b'\r', b'x'];
+        let mut lines: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut checked = 0;
+        for _ in 0..6 {
+            let mut longer = Vec::new();
+            for line in &lines {
+                assert_eq!(class_of_line(line), classify_line(line), "{line:?}");
+                checked += 1;
+                for &byte in &alphabet {
+                    let mut next = line.clone();
+                    next.push(byte);
+                    longer.push(next);
+                }
+            }
+            lines = longer;
+        }
+        for line in &lines {
+            assert_eq!(class_of_line(line), classify_line(line), "{line:?}");
+            checked += 1;
+        }
+        assert_eq!(checked, (0..=6).map(|n| 6usize.pow(n)).sum::<usize>());
     }
 
     #[test]
@@ -476,8 +860,11 @@ mod tests {
         let whole = scan(text.as_bytes(), None).unwrap();
         let trickled = scan(Trickle(text.as_bytes()), None).unwrap();
         assert_eq!(whole.jokes, trickled.jokes);
+        assert_eq!(whole.sizes, trickled.sizes);
         assert_eq!(whole.jokes.len(), 3);
-        assert_eq!(whole.jokes[1].lines, 3..6);
+        let lines = line_ranges(Trickle(text.as_bytes()), &whole.jokes).unwrap();
+        assert_eq!(lines, [0..1, 3..6, 7..8]);
+        assert_eq!(lines, line_ranges(text.as_bytes(), &whole.jokes).unwrap());
     }
 
     #[test]

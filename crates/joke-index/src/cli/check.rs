@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 
 use anyhow::{Context, Result};
-use joke_index::{Format, Index, LineClass, RFC865_LIMIT, classify_line};
+use joke_index::{Format, Index, LineClass, RFC865_LIMIT, ServedJokes, classify_line};
 
 /// One thing worth a look, on one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,33 +29,37 @@ pub struct Finding {
 
 /// Every finding for the indexed file, sorted by line. `served` holds the served jokes in the
 /// index's order.
-pub fn findings(index: &Index, served: &[String]) -> Result<Vec<Finding>> {
+pub fn findings(index: &Index, served: &ServedJokes) -> Result<Vec<Finding>> {
     let file =
         File::open(index.path()).with_context(|| format!("reading {}", index.path().display()))?;
     let mut found = line_findings(BufReader::new(file), index.format())
         .with_context(|| format!("reading {}", index.path().display()))?;
-    found.extend(long_joke_findings(index, served));
+    found.extend(long_joke_findings(index, served)?);
     // Stable sort: on one line, line-shape findings come before the joke-length one.
     found.sort_by_key(|finding| finding.line);
     Ok(found)
 }
 
 /// Findings about jokes longer than [`RFC865_LIMIT`], reported on each joke's first line.
-pub fn long_joke_findings(index: &Index, served: &[String]) -> Vec<Finding> {
-    index
-        .spans()
+pub fn long_joke_findings(index: &Index, served: &ServedJokes) -> Result<Vec<Finding>> {
+    let long: Vec<(usize, usize)> = served
         .iter()
-        .zip(served)
+        .map(str::len)
         .enumerate()
-        .filter(|(_, (_, joke))| joke.len() > RFC865_LIMIT)
-        .map(|(number, (span, joke))| Finding {
-            line: span.lines.start + 1,
-            message: format!(
-                "joke {number} is {} bytes, over RFC 865's {RFC865_LIMIT}",
-                joke.len()
-            ),
+        .filter(|&(_, len)| len > RFC865_LIMIT)
+        .collect();
+    if long.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The index keeps bytes only; the lines are counted now, for the messages.
+    let lines = index.line_ranges()?;
+    Ok(long
+        .into_iter()
+        .map(|(number, len)| Finding {
+            line: lines[number].start + 1,
+            message: format!("joke {number} is {len} bytes, over RFC 865's {RFC865_LIMIT}"),
         })
-        .collect()
+        .collect())
 }
 
 /// The records between separators, as the lint follows them line by line.
