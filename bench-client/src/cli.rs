@@ -200,9 +200,18 @@ pub(crate) struct CompareOpts {
     #[arg(long, default_value = "0ms", value_parser = duration, allow_hyphen_values = true)]
     pub(crate) io_delay: Duration,
 
+    /// Passed to every server: the runtime it runs on.
+    #[arg(long, value_enum, default_value_t = joke_server::Flavor::MultiThread)]
+    pub(crate) flavor: joke_server::Flavor,
+
     /// Also draw the results as a bar chart into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) chart: Option<PathBuf>,
+
+    /// Also write the results as a keyed figures file for the book (Markdown: the table, and
+    /// one anchored value per act and metric; see docs/src/figures/).
+    #[arg(long, value_name = "FILE.md")]
+    pub(crate) figures: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) acts: ActsOpts,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use joke_server::StatsSummary;
+use joke_server::{Flavor, StatsSummary};
 use serde::Serialize;
 
 use crate::load::{LoadPlan, run_round};
@@ -23,6 +23,7 @@ pub(crate) struct CompareSettings {
     pub(crate) rounds: usize,
     pub(crate) timeout: Duration,
     pub(crate) io_delay: Duration,
+    pub(crate) flavor: Flavor,
     pub(crate) jokes: PathBuf,
 }
 
@@ -33,6 +34,8 @@ pub(crate) struct CompareReport {
     pub(crate) conns: usize,
     pub(crate) rounds: usize,
     pub(crate) io_delay_ms: f64,
+    /// The runtime every server ran on (`--flavor`): `multi-thread` or `current-thread`.
+    pub(crate) flavor: &'static str,
     pub(crate) timeout_ms: f64,
     pub(crate) jokes: PathBuf,
     /// Whether bench-client (and so every server) was built with optimisations.
@@ -55,9 +58,32 @@ pub(crate) struct ActReport {
     pub(crate) load: LoadReport,
     /// The statistics the server printed at shutdown (`null` if it printed none).
     pub(crate) server: Option<StatsSummary>,
+    /// Polls of connection tasks per joke served (`null` without statistics or jokes).
+    pub(crate) polls_per_connection: Option<f64>,
     pub(crate) server_exit_code: Option<i32>,
     /// What went wrong with the server process, if anything.
     pub(crate) server_problem: Option<String>,
+}
+
+impl ActReport {
+    /// The server's heartbeat lateness at the 99th percentile, in milliseconds.
+    pub(crate) fn heartbeat_p99_ms(&self) -> Option<f64> {
+        self.server
+            .as_ref()
+            .map(|stats| stats.heartbeat_p99_us as f64 / 1e3)
+    }
+
+    /// The server's latest heartbeat tick, in milliseconds.
+    pub(crate) fn heartbeat_max_ms(&self) -> Option<f64> {
+        self.server
+            .as_ref()
+            .map(|stats| stats.heartbeat_max_us as f64 / 1e3)
+    }
+
+    /// The connection tasks' mean scheduling delay (woken to polled), in microseconds.
+    pub(crate) fn scheduled_us(&self) -> Option<f64> {
+        self.server.as_ref().map(|stats| stats.mean_scheduled_us)
+    }
 }
 
 impl CompareReport {
@@ -87,7 +113,7 @@ pub(crate) async fn compare(settings: &CompareSettings) -> anyhow::Result<Compar
     for &act in &settings.acts {
         // On an error, the servers already started are killed as `servers` is dropped
         // (they were spawned with kill_on_drop).
-        servers.push(ServerProcess::start(act, &jokes, settings.io_delay).await?);
+        servers.push(ServerProcess::start(act, &jokes, settings.io_delay, settings.flavor).await?);
     }
 
     let plans: Vec<Arc<LoadPlan>> = servers
@@ -141,6 +167,11 @@ pub(crate) async fn compare(settings: &CompareSettings) -> anyhow::Result<Compar
                 .map(|(_, wall)| load.wall_ms.median / wall),
             seed_ratio_2018: act.seed_ratio_2018,
             load,
+            polls_per_connection: outcome
+                .stats
+                .as_ref()
+                .filter(|stats| stats.served > 0)
+                .map(|stats| stats.polls as f64 / stats.served as f64),
             server: outcome.stats,
             server_exit_code: outcome.exit_code,
             server_problem: outcome.problem,
@@ -150,6 +181,7 @@ pub(crate) async fn compare(settings: &CompareSettings) -> anyhow::Result<Compar
         conns: settings.conns,
         rounds: settings.rounds,
         io_delay_ms: settings.io_delay.as_secs_f64() * 1e3,
+        flavor: settings.flavor.name(),
         timeout_ms: settings.timeout.as_secs_f64() * 1e3,
         jokes,
         optimized: !cfg!(debug_assertions),
@@ -167,4 +199,38 @@ pub(crate) async fn load_jokes(path: &Path) -> anyhow::Result<JokeSet> {
         .await
         .context("loading the jokes file")?
         .map_err(|error| BadInput(format!("{error:#}")).into())
+}
+
+#[cfg(test)]
+impl CompareReport {
+    /// A small report of one act, for the printers' tests.
+    pub(crate) fn for_tests() -> Self {
+        let act = acts::entry("act1-naive");
+        CompareReport {
+            conns: 10,
+            rounds: 1,
+            io_delay_ms: 2.0,
+            flavor: "multi-thread",
+            timeout_ms: 10_000.0,
+            jokes: PathBuf::from("jokes.txt"),
+            optimized: true,
+            baseline: None,
+            acts: vec![ActReport {
+                act: act.name,
+                title: act.title,
+                ratio_to_baseline: None,
+                seed_ratio_2018: act.seed_ratio_2018,
+                load: Tally::default().report(),
+                server: Some(StatsSummary {
+                    served: 10,
+                    polls: 25,
+                    heartbeat_p99_us: 41_200,
+                    ..StatsSummary::default()
+                }),
+                polls_per_connection: Some(2.5),
+                server_exit_code: Some(0),
+                server_problem: None,
+            }],
+        }
+    }
 }

@@ -249,6 +249,7 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
         rounds: opts.rounds.get(),
         timeout: opts.shared.timeout,
         io_delay: opts.io_delay,
+        flavor: opts.flavor,
         jokes: opts.acts.jokes_path(),
     };
     let report = client_runtime()?.block_on(compare(&settings))?;
@@ -256,6 +257,10 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
     if let Some(path) = &opts.chart {
         printer::write_chart(path, &report)?;
         eprintln!("bench-client: chart written to {}", path.display());
+    }
+    if let Some(path) = &opts.figures {
+        printer::write_figures(path, &report)?;
+        eprintln!("bench-client: figures written to {}", path.display());
     }
     Ok(report.all_ok())
 }

@@ -113,3 +113,8 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Writes `compare`'s results as a keyed figures file for the book into `path`.
+pub(crate) fn write_figures(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
+    figures::compare_figures(report).write(path)
+}

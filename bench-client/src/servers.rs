@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use joke_server::StatsSummary;
 use joke_server::supervisor::{Launch, Supervised};
+use joke_server::{Flavor, StatsSummary};
 
 use acts::ActEntry;
 
@@ -35,14 +35,16 @@ pub struct ServerOutcome {
 }
 
 impl ServerProcess {
-    /// Starts `act` as `<this binary> serve ACT --addr 127.0.0.1:0 --jokes JOKES --io-delay D`
-    /// and waits until it logs the address it listens on.
+    /// Starts `act` as `<this binary> serve ACT --addr 127.0.0.1:0 --jokes JOKES --io-delay D
+    /// --flavor F` and waits until it logs the address it listens on.
     pub async fn start(
         act: &'static ActEntry,
         jokes: &Path,
         io_delay: Duration,
+        flavor: Flavor,
     ) -> anyhow::Result<Self> {
-        Self::start_with(act, jokes, io_delay, &[], &[]).await
+        let flavor = [OsString::from("--flavor"), OsString::from(flavor.name())];
+        Self::start_with(act, jokes, io_delay, &[], &flavor).await
     }
 
     /// [`start`](Self::start), run through `wrapper` (a program and its arguments that then

@@ -107,7 +107,13 @@ pub(crate) async fn soak(settings: &SoakSettings) -> anyhow::Result<SoakReport> 
 
     let mut acts = Vec::with_capacity(settings.acts.len());
     for &act in &settings.acts {
-        let server = ServerProcess::start(act, &jokes, Duration::ZERO).await?;
+        let server = ServerProcess::start(
+            act,
+            &jokes,
+            Duration::ZERO,
+            joke_server::Flavor::MultiThread,
+        )
+        .await?;
         let rss_kib_idle = resident_kib(server.pid());
         let plan = Arc::new(LoadPlan {
             addr: server.addr,

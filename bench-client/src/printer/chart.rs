@@ -16,9 +16,11 @@ use crate::compare::CompareReport;
 const SIZE: (u32, u32) = (1200, 560);
 const BAR: RGBColor = RGBColor(0x4c, 0x72, 0xb0);
 const P99: RGBColor = RGBColor(0xc4, 0x4e, 0x52);
+const HEARTBEAT: RGBColor = RGBColor(0xdd, 0x84, 0x52);
 
 /// Writes a bar chart of each act's median wall time per round, with a mark at its p99
-/// connection latency.
+/// connection latency and one at its server's heartbeat p99 (the victims' wait); under each
+/// act's name, its slow polls and its connection tasks' scheduling delay.
 pub(super) fn write_chart(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
     super::create_parent(path)?;
     draw(path, report).with_context(|| format!("drawing the chart {}", path.display()))
@@ -45,15 +47,15 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
 
     let io_delay = delay(report.io_delay_ms);
     let caption = format!(
-        "Median wall time of a round of {} connections (--io-delay {io_delay}, {} rounds)",
-        report.conns, report.rounds
+        "Median wall time of a round of {} connections (--io-delay {io_delay}, --flavor {}, {} rounds)",
+        report.conns, report.flavor, report.rounds
     );
     // The x axis runs from 0 to the number of acts; act i owns the slice [i, i + 1). The
     // act names are drawn by hand below, under each bar's centre.
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 20))
         .margin(20)
-        .x_label_area_size(40)
+        .x_label_area_size(56)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..bars.len().max(1) as f64, 0f64..y_top)?;
     chart
@@ -84,6 +86,17 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
         }))?
         .label("p99 latency of one connection")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], P99.stroke_width(3)));
+    chart
+        .draw_series(report.acts.iter().enumerate().filter_map(|(i, act)| {
+            let late = act.heartbeat_p99_ms()?;
+            let left = i as f64 + 0.25;
+            Some(PathElement::new(
+                vec![(left, late), (left + 0.5, late)],
+                HEARTBEAT.stroke_width(5),
+            ))
+        }))?
+        .label("p99 lateness of the server's 1 ms heartbeat")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], HEARTBEAT.stroke_width(5)));
 
     let value_style = ("sans-serif", 13)
         .into_font()
@@ -105,6 +118,18 @@ fn draw(path: &Path, report: &CompareReport) -> anyhow::Result<()> {
     for (i, &(name, wall, p99)) in bars.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
         root.draw(&Text::new(name, (x, y + 8), name_style.clone()))?;
+        let act = &report.acts[i];
+        if let Some(stats) = &act.server {
+            let detail = format!(
+                "{} slow polls, sched {:.0} µs",
+                stats.slow_polls, stats.mean_scheduled_us
+            );
+            let small = ("sans-serif", 11)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw(&Text::new(detail, (x, y + 26), small))?;
+        }
         // The value sits a few pixels above both the bar and its p99 mark, so the mark never
         // strikes it out.
         let top = wall.max(p99.unwrap_or(0.0));

@@ -10,6 +10,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::rate::{knee_text, rate_label, short_ms, step_at, step_cell};
+use super::text::ms;
+use crate::compare::{ActReport, CompareReport};
 use crate::sweep::SweepReport;
 
 /// A figures file being built: the command that wrote it, then keyed values in order.
@@ -180,6 +182,104 @@ pub(super) fn sweep_figures(report: &SweepReport) -> Figures {
 }
 // ANCHOR_END: sweep_figures
 
+/// Each act's keyed figures: the key's suffix, what it means, and its value.
+type Metric = (&'static str, fn(&ActReport) -> Option<String>);
+
+/// The figures written for every act (each as `<act>_<suffix>`).
+pub(crate) const ACT_METRICS: &[Metric] = &[
+    ("wall_ms", |a| Some(format!("{:.1}", a.load.wall_ms.median))),
+    ("p50_ms", |a| {
+        a.load.latency_ms.map(|p| format!("{:.2}", p.p50))
+    }),
+    ("p99_ms", |a| {
+        a.load.latency_ms.map(|p| format!("{:.2}", p.p99))
+    }),
+    ("errors", |a| Some(a.load.failed.to_string())),
+    ("ratio", |a| a.ratio_to_baseline.map(|r| format!("{r:.2}"))),
+    ("slow_polls", |a| {
+        a.server.as_ref().map(|s| s.slow_polls.to_string())
+    }),
+    ("polls_per_conn", |a| {
+        a.polls_per_connection.map(|p| format!("{p:.2}"))
+    }),
+    ("heartbeat_p50_ms", |a| {
+        a.server
+            .as_ref()
+            .map(|s| format!("{:.2}", s.heartbeat_p50_us as f64 / 1e3))
+    }),
+    ("heartbeat_p99_ms", |a| {
+        a.heartbeat_p99_ms().map(|v| format!("{v:.2}"))
+    }),
+    ("heartbeat_max_ms", |a| {
+        a.heartbeat_max_ms().map(|v| format!("{v:.2}"))
+    }),
+    ("sched_delay_us", |a| {
+        a.scheduled_us().map(|v| format!("{v:.0}"))
+    }),
+    ("first_poll_delay_us", |a| {
+        a.server
+            .as_ref()
+            .map(|s| format!("{:.0}", s.mean_first_poll_delay_us))
+    }),
+    ("busy_pct", |a| {
+        a.server
+            .as_ref()
+            .map(|s| format!("{:.0}", s.worker_busy_ratio * 100.0))
+    }),
+];
+
+// ANCHOR: compare_figures
+/// The figures of `compare`: the table, the settings, and per act every metric of
+/// [`ACT_METRICS`] (`act1_naive_heartbeat_p99_ms`; `?` where the server printed no statistics).
+pub(super) fn compare_figures(report: &CompareReport) -> Figures {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut figures = Figures::new(cpus);
+    figures.add("table", compare_table(report));
+    figures.add("conns", report.conns);
+    figures.add("rounds", report.rounds);
+    figures.add("io_delay_ms", number(report.io_delay_ms));
+    figures.add("flavor", report.flavor);
+    figures.add("machine", format!("{cpus} cores"));
+    for act in &report.acts {
+        let prefix = act_key(act.act);
+        for (suffix, value) in ACT_METRICS {
+            figures.add(
+                &format!("{prefix}_{suffix}"),
+                value(act).unwrap_or_else(|| "?".into()),
+            );
+        }
+    }
+    figures
+}
+// ANCHOR_END: compare_figures
+
+/// The table, in Markdown.
+fn compare_table(report: &CompareReport) -> String {
+    let mut out = String::from(
+        "| act | wall per round | p50 | p99 | errors | ÷ finale | slow polls | heartbeat p99 | \
+         heartbeat max | sched delay | polls / conn |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    let or_unknown = |value: Option<String>| value.unwrap_or_else(|| "?".into());
+    for act in &report.acts {
+        let _ = write!(
+            out,
+            "\n| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            act.act,
+            ms(act.load.wall_ms.median),
+            or_unknown(act.load.latency_ms.map(|p| ms(p.p50))),
+            or_unknown(act.load.latency_ms.map(|p| ms(p.p99))),
+            act.load.failed,
+            or_unknown(act.ratio_to_baseline.map(|r| format!("{r:.2}×"))),
+            or_unknown(act.server.as_ref().map(|s| s.slow_polls.to_string())),
+            or_unknown(act.heartbeat_p99_ms().map(ms)),
+            or_unknown(act.heartbeat_max_ms().map(ms)),
+            or_unknown(act.scheduled_us().map(|us| format!("{us:.0} µs"))),
+            or_unknown(act.polls_per_connection.map(|p| format!("{p:.2}"))),
+        );
+    }
+    out
+}
+
 /// A value for the prose: whole numbers without decimals, others as a table cell shows them.
 fn number(value: f64) -> String {
     if value.fract() == 0.0 {
@@ -264,6 +364,26 @@ mod tests {
             text.contains(
                 "<!-- ANCHOR: act1-naive_0_5_s -->\n1.5\n<!-- ANCHOR_END: act1-naive_0_5_s -->\n"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn compare_figures_have_a_key_per_act_and_metric() {
+        let text = compare_figures(&CompareReport::for_tests()).render();
+        for (suffix, _) in ACT_METRICS {
+            let key = format!("act1_naive_{suffix}");
+            assert!(
+                text.contains(&format!("<!-- ANCHOR: {key} -->\n")),
+                "{key}: {text}"
+            );
+        }
+        assert!(
+            text.contains("<!-- ANCHOR: act1_naive_heartbeat_p99_ms -->\n41.20\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<!-- ANCHOR: act1_naive_polls_per_conn -->\n2.50\n"),
             "{text}"
         );
     }

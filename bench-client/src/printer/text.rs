@@ -186,12 +186,13 @@ pub(super) fn compare_report(report: &CompareReport) -> String {
 fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::Result {
     writeln!(
         out,
-        "{} {} × {} × {}, --io-delay {}, jokes from {}",
+        "{} {} × {} × {}, --io-delay {}, --flavor {}, jokes from {}",
         style("bench-client compare:").bold(),
         plural(report.acts.len(), "act"),
         plural(report.rounds, "round"),
         plural(report.conns, "connection"),
         delay(report.io_delay_ms),
+        report.flavor,
         report.jokes.display()
     )?;
     writeln!(
@@ -204,7 +205,7 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
     let baseline = report.baseline.unwrap_or("baseline");
     let short_baseline = baseline.split('-').next().unwrap_or(baseline);
     let header = format!(
-        "{:<20} {:>11} {:>10} {:>10} {:>7} {:>10} {:>11}   {}",
+        "{:<20} {:>11} {:>10} {:>10} {:>7} {:>10} {:>11} {:>10} {:>10} {:>11}   {}",
         "act",
         "wall",
         "p50",
@@ -212,6 +213,9 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
         "errors",
         format!("÷ {short_baseline}"),
         "slow polls",
+        "hb p99",
+        "sched",
+        "polls/conn",
         "2018 ÷ cached"
     );
     writeln!(out, "{}", style(header).bold())?;
@@ -231,7 +235,7 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
             .unwrap_or_else(|| "?".into());
         writeln!(
             out,
-            "{:<20} {:>11} {:>10} {:>10} {errors_text} {:>10} {:>11}   {}",
+            "{:<20} {:>11} {:>10} {:>10} {errors_text} {:>10} {:>11} {:>10} {:>10} {:>11}   {}",
             act.act,
             ms(act.load.wall_ms.median),
             latency.map(|p| ms(p.p50)).unwrap_or("-".into()),
@@ -240,6 +244,13 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
                 .map(|r| format!("{r:.2}×"))
                 .unwrap_or("-".into()),
             slow_polls,
+            act.heartbeat_p99_ms().map(ms).unwrap_or("?".into()),
+            act.scheduled_us()
+                .map(|us| format!("{us:.0} µs"))
+                .unwrap_or("?".into()),
+            act.polls_per_connection
+                .map(|polls| format!("{polls:.2}"))
+                .unwrap_or("?".into()),
             act.seed_ratio_2018,
         )?;
     }
@@ -257,7 +268,13 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
         writeln!(
             out,
             "slow polls: polls of a connection task longer than {threshold} µs, counted by the \
-             server (a worker thread blocked that long)."
+             server (a task held its thread that long)."
+        )?;
+        writeln!(
+            out,
+            "hb p99: how late the server's heartbeat (due every millisecond) ran, 99th \
+             percentile, while it served: the wait any task suffered. sched: a connection \
+             task's mean time from woken to polled. polls/conn: polls per joke served."
         )?;
     }
 

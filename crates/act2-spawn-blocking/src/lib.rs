@@ -33,7 +33,7 @@
 //! runtime moved every *other* task away first, so the burst is served about as fast as with
 //! `spawn-blocking` instead of crawling.
 
-use joke_server::{Act, JokeToServe, ServeError};
+use joke_server::{Act, JokeToServe, RuntimeFlavor, ServeError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -96,5 +96,17 @@ impl Act for SpawnBlocking {
         socket.write_all(text.as_bytes()).await?;
         Ok(())
     }
+
+    // ANCHOR: check_runtime
+    fn check_runtime(&self, flavor: RuntimeFlavor) -> Result<(), String> {
+        if self.mode == Mode::BlockInPlace && flavor == RuntimeFlavor::CurrentThread {
+            return Err("--mode block-in-place needs the multi-thread runtime: \
+                        tokio::task::block_in_place panics on a current-thread runtime, which \
+                        has no other thread to hand its tasks to while this one blocks"
+                .into());
+        }
+        Ok(())
+    }
+    // ANCHOR_END: check_runtime
 }
 // ANCHOR_END: serve

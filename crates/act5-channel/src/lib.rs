@@ -1,28 +1,31 @@
 //! # Act V: a reader thread and a channel
 //!
 //! Two workers, each doing what it is good at. A *reader* runs on Tokio's blocking pool
-//! (`spawn_blocking`), where blocking is allowed: it reads the joke with ordinary blocking
-//! calls and sends its lines into a [`tokio::sync::mpsc`] channel with
-//! [`Sender::blocking_send`](mpsc::Sender::blocking_send). The *connection task* stays on the
-//! runtime: it receives the lines with `recv().await` and writes each to the socket. Neither
-//! ever blocks the other's thread.
+//! (`spawn_blocking`), where blocking is allowed: it reads the joke line by line with ordinary
+//! blocking calls and sends each line into a [`tokio::sync::mpsc`] channel with
+//! [`Sender::blocking_send`](mpsc::Sender::blocking_send) *as soon as it is read*. The
+//! *connection task* stays on the runtime: it receives the lines with `recv().await` and writes
+//! each to the socket. Neither ever blocks the other's thread.
 //!
 //! The seed article used an **unbounded** channel. It works, until a client reads slowly: the
-//! reader never has to wait, so it reads on and the channel holds everything not yet written.
-//! A joke is small, but the pattern is the one used for whole files and database cursors, and
-//! there an unbounded channel turns one slow client into the whole file in memory; a thousand
-//! slow clients, into a thousand copies. A **bounded** channel (here [`LINES_IN_FLIGHT`] lines)
-//! gives *backpressure*: when it is full, `blocking_send` waits until the connection has taken
-//! a line, so the reader can never run further ahead of the socket than that. It waits on a
-//! blocking-pool thread, which is what that pool is for. (On the async side the same bound is
-//! `send().await`, which waits without blocking.)
+//! reader never has to wait, so it reads on and the channel holds everything not yet written;
+//! for whole files and database cursors, one slow client means the whole file in memory. A
+//! **bounded** channel (here [`LINES_IN_FLIGHT`] lines) gives *backpressure*: when it is full,
+//! `blocking_send` waits until the connection has taken a line, so the reader is never more
+//! than the bound (and the line in its hand) ahead of the socket. The price is where it waits:
+//! a reader parked in `blocking_send` holds a blocking-pool thread for as long as its client
+//! dawdles, so N slow clients park N pool threads, and the pool is capped (512 by default).
+//! `--backpressure send-await` is the other shape: each line is read on the pool, one trip per
+//! line, and sent with `send().await` on the runtime, which waits without holding any thread,
+//! at the cost of a pool round trip per line.
 //!
-//! The channel carries `Result`s, so a read error travels the same road as the lines. The
-//! reader reads and checks the whole joke before it sends its first line, so when the file
-//! changed under us the error is the *first* item, and the connection returns it before it
-//! has written a byte: the harness can then reload the index and try again, and no client
-//! ever gets a torn joke. Should the client go away, the connection task stops receiving, the
-//! channel closes, and the reader's next `blocking_send` fails, which stops it too.
+//! The channel carries `Result`s, so a read error travels the same road as the lines. The file
+//! is checked when it is opened (an error then is the *first* item, before anything was
+//! written: the harness reloads the index and tries again) and again after the joke's last
+//! byte. A change found that late comes after lines were written: the connection returns
+//! [`ServeError::CutShort`] and the harness resets the connection, so the client never takes
+//! the part for a whole joke. Should the client go away, the connection task stops receiving,
+//! the channel closes, and the reader's next send fails, which stops it too.
 //!
 //! Run it, and fire a burst of connections at it from a second terminal:
 //!
@@ -31,12 +34,15 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: no slow polls, like Act II, but more polls per connection: the task wakes up
-//! for every line the reader sends.
+//! What to watch: stop the server with Ctrl-C and read its last line. "0 of N polls slower
+//! than 1000 µs", like Act II: the reading is on the pool. Polls per connection (N ÷ jokes
+//! served) stay about Act II's: a writable socket takes each line at once, so the task rarely
+//! waits for one. What grows is the number of write calls, one per line (see the book's
+//! figures); and with clients that do not read, the pool threads (`--backpressure`).
 
-use joke_index::{ReadError, served_lines};
+use joke_index::ReadError;
 use joke_server::{Act, JokeToServe, ServeError};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -48,9 +54,42 @@ pub const LINES_IN_FLIGHT: usize = 4;
 pub type Line = Result<String, ReadError>;
 // ANCHOR_END: bound
 
+// ANCHOR: options
+/// Where the reader waits when the channel is full (`--backpressure`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backpressure {
+    /// The reader runs on a pool thread for the whole joke and waits in `blocking_send`,
+    /// holding that thread while the client is slow.
+    #[default]
+    BlockingSend,
+    /// Each line is read on the pool (one trip per line) and sent with `send().await` on the
+    /// runtime, which waits without holding a thread.
+    SendAwait,
+}
+
+/// This act's own command-line options, parsed next to the shared ones.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct Options {
+    /// Where the reader waits for a slow client.
+    #[arg(long, value_enum, default_value_t = Backpressure::BlockingSend)]
+    pub backpressure: Backpressure,
+}
+// ANCHOR_END: options
+
 /// Reads each joke on the blocking pool and streams its lines through a bounded channel.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Channel;
+pub struct Channel {
+    backpressure: Backpressure,
+}
+
+impl Channel {
+    /// The act, waiting where `options.backpressure` says.
+    pub fn new(options: Options) -> Self {
+        Channel {
+            backpressure: options.backpressure,
+        }
+    }
+}
 
 // ANCHOR: serve
 impl Act for Channel {
@@ -60,49 +99,117 @@ impl Act for Channel {
         socket: &mut TcpStream,
     ) -> Result<(), ServeError> {
         let (lines_tx, mut lines_rx) = mpsc::channel::<Line>(LINES_IN_FLIGHT);
-        let reader = tokio::task::spawn_blocking({
-            let joke = joke.clone();
-            move || send_lines(&joke, &lines_tx)
-        });
-        while let Some(line) = lines_rx.recv().await {
-            // A read error can only come first, before anything was written.
-            let line = line?;
-            socket.write_all(line.as_bytes()).await?;
+        match self.backpressure {
+            Backpressure::BlockingSend => {
+                let reader = tokio::task::spawn_blocking({
+                    let joke = joke.clone();
+                    move || send_lines(joke.lines_blocking(), &lines_tx)
+                });
+                let written = write_lines(&mut lines_rx, socket).await?;
+                // The channel closed: the reader is done. Had it died (a panic), the lines
+                // written so far are not the whole joke, and this says so.
+                reader
+                    .await
+                    .map_err(|error| cut(written, joke.read_task_failed(error)))?;
+                Ok(())
+            }
+            Backpressure::SendAwait => {
+                let reader = send_lines_from_runtime(joke, lines_tx);
+                let ((), written) = tokio::join!(reader, write_lines(&mut lines_rx, socket));
+                written.map(drop)
+            }
         }
-        // The channel closed: the reader is done. Had it died before sending anything (a
-        // panic), we would have written nothing, and this says so instead of reporting a joke.
-        reader.await.map_err(|error| joke.read_task_failed(error))?;
-        Ok(())
     }
 }
 // ANCHOR_END: serve
 
 // ANCHOR: reader
-/// The reader, on the blocking pool: reads the whole joke (a blocking read, after the
-/// `--io-delay` sleep), then sends its lines one by one, waiting whenever the channel is full.
-pub fn send_lines(joke: &JokeToServe, lines: &mpsc::Sender<Line>) {
-    let text = match joke.read_blocking() {
-        Ok(text) => text,
-        Err(error) => {
-            // The connection may be gone already; then nobody needs the error either.
-            let _ = lines.blocking_send(Err(error));
-            return;
-        }
-    };
-    for line in served_lines(&text) {
-        if lines.blocking_send(Ok(line.to_owned())).is_err() {
-            // The receiver was dropped: the client went away. Stop here.
+/// The reader, on the blocking pool: sends each line as it is read, waiting whenever the
+/// channel is full. A read error is sent, and ends the joke.
+pub fn send_lines(lines: impl IntoIterator<Item = Line>, channel: &mpsc::Sender<Line>) {
+    for line in lines {
+        let failed = line.is_err();
+        // Fails when the receiver was dropped: the client went away. Stop here.
+        if channel.blocking_send(line).is_err() || failed {
             return;
         }
     }
 }
 // ANCHOR_END: reader
 
+// ANCHOR: writer
+/// The connection's side: writes each line as it arrives, and returns how many it wrote. A
+/// read error before the first line is a [`ServeError::Read`] (nothing was written, the
+/// harness may retry); after it, the joke was cut short.
+pub async fn write_lines(
+    lines: &mut mpsc::Receiver<Line>,
+    socket: &mut (impl AsyncWrite + Unpin),
+) -> Result<usize, ServeError> {
+    let mut written = 0;
+    while let Some(line) = lines.recv().await {
+        let line = line.map_err(|error| cut(written, error))?;
+        socket.write_all(line.as_bytes()).await?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// A read error, after `written` lines went out.
+fn cut(written: usize, error: ReadError) -> ServeError {
+    if written == 0 {
+        ServeError::Read(error)
+    } else {
+        ServeError::CutShort(error)
+    }
+}
+// ANCHOR_END: writer
+
+// ANCHOR: send_await
+/// `--backpressure send-await`: the same reader, but it only visits the pool to read one line
+/// (the reader goes to a pool thread and comes back with the line), and waits for room in the
+/// channel on the runtime, holding no thread while the client is slow.
+async fn send_lines_from_runtime(joke: JokeToServe, channel: mpsc::Sender<Line>) {
+    let opening = joke.clone();
+    let mut lines = match tokio::task::spawn_blocking(move || opening.lines_blocking()).await {
+        Ok(lines) => lines,
+        Err(error) => {
+            let _ = channel.send(Err(joke.read_task_failed(error))).await;
+            return;
+        }
+    };
+    loop {
+        let read = tokio::task::spawn_blocking(move || {
+            let line = lines.next();
+            (lines, line)
+        });
+        let line = match read.await {
+            Ok((back, Some(line))) => {
+                lines = back;
+                line
+            }
+            Ok((_, None)) => return,
+            Err(error) => {
+                let _ = channel.send(Err(joke.read_task_failed(error))).await;
+                return;
+            }
+        };
+        let failed = line.is_err();
+        if channel.send(line).await.is_err() || failed {
+            return;
+        }
+    }
+}
+// ANCHOR_END: send_await
+
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
     use std::time::Duration;
 
+    use joke_index::served_lines;
     use joke_testkit::JokesFile;
 
     use super::*;
@@ -123,7 +230,7 @@ mod tests {
         let file = JokesFile::fixture();
         let (joke, expected) = big_joke(&file);
         let (tx, mut rx) = mpsc::channel(LINES_IN_FLIGHT);
-        let reader = tokio::task::spawn_blocking(move || send_lines(&joke, &tx));
+        let reader = tokio::task::spawn_blocking(move || send_lines(joke.lines_blocking(), &tx));
         let mut received = Vec::new();
         while let Some(line) = rx.recv().await {
             received.push(line.unwrap());
@@ -132,53 +239,137 @@ mod tests {
         assert_eq!(received, expected);
     }
 
-    /// Backpressure, seen from the reader's side: the channel never holds more than its bound,
-    /// however far behind the receiver is.
-    #[tokio::test]
-    async fn the_reader_never_gets_more_than_the_bound_ahead() {
-        let file = JokesFile::fixture();
-        let (joke, expected) = big_joke(&file);
-        let (tx, mut rx) = mpsc::channel(LINES_IN_FLIGHT);
-        let reader = tokio::task::spawn_blocking(move || send_lines(&joke, &tx));
-        let mut received = 0;
-        // Receive slowly: one line per turn of the runtime, looking at the queue each time.
-        while let Some(line) = rx.recv().await {
-            line.unwrap();
-            received += 1;
-            assert!(rx.len() <= LINES_IN_FLIGHT);
-            tokio::task::yield_now().await;
-        }
-        reader.await.unwrap();
-        assert_eq!(received, expected.len());
+    /// A writer that counts the lines whose last byte it accepted.
+    struct CountingWriter<W> {
+        inner: W,
+        lines: Arc<AtomicUsize>,
     }
 
-    #[tokio::test]
-    async fn a_reader_stops_when_the_client_goes_away() {
-        let file = JokesFile::fixture();
-        let (joke, _) = big_joke(&file);
+    impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = written {
+                let ends = buf[..n].iter().filter(|&&b| b == b'\n').count();
+                self.lines.fetch_add(ends, Ordering::SeqCst);
+            }
+            written
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Backpressure, counted: with a client that does not read and a joke far larger than
+    /// the pipe, the reader has read at most the bound, plus the line in its own hand and the
+    /// one the writer is stuck on, more lines than were written; and it stops when the client
+    /// goes away.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_a_client_that_does_not_read_the_reader_stays_within_the_bound() {
+        let line = "a line of a very long joke, long enough to fill a pipe quickly\n";
+        let file = JokesFile::with_bytes(line.repeat(5_000));
+        let joke = JokeToServe::new(Arc::new(file.index()), 0, Duration::ZERO);
+        let (read, written) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+
         let (tx, mut rx) = mpsc::channel(LINES_IN_FLIGHT);
-        let reader = tokio::task::spawn_blocking(move || send_lines(&joke, &tx));
-        rx.recv().await.unwrap().unwrap();
-        drop(rx);
-        // The reader returns (instead of blocking forever on a full channel).
-        tokio::time::timeout(Duration::from_secs(20), reader)
+        let reader = tokio::task::spawn_blocking({
+            let read = Arc::clone(&read);
+            move || {
+                let counted = joke.lines_blocking().inspect(|_| {
+                    read.fetch_add(1, Ordering::SeqCst);
+                });
+                send_lines(counted, &tx)
+            }
+        });
+        // A pipe that holds 4 KiB, and a client that never reads from it.
+        let (client, server) = tokio::io::duplex(4096);
+        let mut socket = CountingWriter {
+            inner: server,
+            lines: Arc::clone(&written),
+        };
+        let writer = tokio::spawn(async move { write_lines(&mut rx, &mut socket).await });
+
+        // Let both run until they are stuck.
+        let mut last = (usize::MAX, usize::MAX);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = (read.load(Ordering::SeqCst), written.load(Ordering::SeqCst));
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        let (read_now, written_now) = last;
+        eprintln!("lines read {read_now}, written {written_now} of 5000");
+        assert!(
+            written_now < 1000,
+            "the pipe should be full long before the end"
+        );
+        assert!(
+            read_now <= written_now + LINES_IN_FLIGHT + 2,
+            "the reader read {read_now} lines while {written_now} were written"
+        );
+
+        drop(client);
+        let result = tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .expect("the writer stops when the client goes away")
+            .unwrap();
+        assert!(matches!(result, Err(ServeError::Write(_))), "{result:?}");
+        tokio::time::timeout(Duration::from_secs(10), reader)
             .await
             .expect("the reader stopped")
             .unwrap();
+        assert!(read.load(Ordering::SeqCst) < 5_000);
     }
 
     #[tokio::test]
-    async fn a_read_error_is_the_first_and_only_item() {
+    async fn a_read_error_before_any_line_is_the_first_and_only_item() {
         let file = JokesFile::fixture();
         let index = Arc::new(file.index());
         // The file changes after it was indexed.
         std::fs::write(file.path(), "A different joke.\n").unwrap();
         let joke = JokeToServe::new(index, 0, Duration::ZERO);
         let (tx, mut rx) = mpsc::channel(LINES_IN_FLIGHT);
-        let reader = tokio::task::spawn_blocking(move || send_lines(&joke, &tx));
+        let reader = tokio::task::spawn_blocking(move || send_lines(joke.lines_blocking(), &tx));
         let error = rx.recv().await.unwrap().unwrap_err();
         assert!(error.is_stale(), "{error}");
         assert!(rx.recv().await.is_none());
         reader.await.unwrap();
+    }
+
+    /// An error after lines were written cuts the joke: the harness must reset.
+    #[tokio::test]
+    async fn an_error_after_some_lines_is_a_cut_joke() {
+        let (tx, mut rx) = mpsc::channel(LINES_IN_FLIGHT);
+        tx.send(Ok("first\n".into())).await.unwrap();
+        tx.send(Err(ReadError::changed("jokes.txt"))).await.unwrap();
+        drop(tx);
+        let mut sink = Vec::new();
+        let result = write_lines(&mut rx, &mut sink).await;
+        assert!(matches!(result, Err(ServeError::CutShort(_))), "{result:?}");
+        assert_eq!(sink, b"first\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_shapes_send_the_same_bytes() {
+        let file = JokesFile::fixture();
+        let (joke, expected) = big_joke(&file);
+        for backpressure in [Backpressure::BlockingSend, Backpressure::SendAwait] {
+            let act = Channel { backpressure };
+            let (served, received) =
+                joke_testkit::client::serve_over_socket_pair(&act, joke.clone()).await;
+            served.unwrap();
+            assert_eq!(String::from_utf8(received).unwrap(), expected.concat());
+        }
     }
 }

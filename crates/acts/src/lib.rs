@@ -43,6 +43,11 @@ pub struct ActEntry {
     /// Where it does the file I/O of each joke, which is what the `--io-delay` tests and the
     /// live-edit tests expect of it.
     pub file_io: FileIo,
+    /// Whether it sends each line as soon as it is read (Act V). Such an act learns that the
+    /// file changed under a joke only after writing part of it, and then resets the
+    /// connection: a client gets a whole joke, nothing, or a reset, never a torn joke that
+    /// ends cleanly. The other acts check the whole joke before writing a byte.
+    pub streams: bool,
     /// The seed article's 2018 measurement: its wall time divided by that of its cached
     /// version, as a range (`low == high` when the article gave one number).
     pub seed_ratio_2018: SeedRatio,
@@ -129,14 +134,14 @@ pub const BASELINE: &str = "finale-cached";
 macro_rules! __every_act {
     ($($then:tt)*) => {
         $crate::__expand_acts! { ($($then)*)
-            act1_naive { name: "act1-naive", binary: "act1-naive", args: [], short: "act1", title: "Act I", chapter: "act1-naive.md", file_io: OnTheWorker, seed_ratio_2018: exactly(6.6), cfg: all(), act: |_: NoActArgs| act1_naive::Naive }
-            act2_spawn_blocking { name: "act2-spawn-blocking", binary: "act2-spawn-blocking", args: [], short: "act2", title: "Act II", chapter: "act2-spawn-blocking.md", file_io: OffTheWorkers, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: act2_spawn_blocking::SpawnBlocking::new }
-            act2_block_in_place { name: "act2-block-in-place", binary: "act2-spawn-blocking", args: ["--mode", "block-in-place"], short: "act2-bip", title: "Act II (block_in_place)", chapter: "act2-spawn-blocking.md", file_io: OnTheWorker, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: act2_spawn_blocking::SpawnBlocking::new }
-            act4_custom_future { name: "act4-custom-future", binary: "act4-custom-future", args: [], short: "act4", title: "Act IV", chapter: "act4-custom-future.md", file_io: OffTheWorkers, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: |_: NoActArgs| act4_custom_future::HandWritten }
-            act5_channel { name: "act5-channel", binary: "act5-channel", args: [], short: "act5", title: "Act V", chapter: "act5-channel.md", file_io: OffTheWorkers, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: |_: NoActArgs| act5_channel::Channel }
-            act6_framed { name: "act6-framed", binary: "act6-framed", args: [], short: "act6", title: "Act VI", chapter: "act6-framed.md", file_io: OffTheWorkers, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: |_: NoActArgs| act6_framed::FramedLines }
-            act7_tokio_fs { name: "act7-tokio-fs", binary: "act7-tokio-fs", args: [], short: "act7", title: "Act VII", chapter: "act7-tokio-fs.md", file_io: OffTheWorkers, seed_ratio_2018: exactly(3.8), cfg: all(), act: |_: NoActArgs| act7_tokio_fs::TokioFs }
-            finale_cached { name: "finale-cached", binary: "finale-cached", args: [], short: "finale", title: "Finale", chapter: "finale-cached.md", file_io: None, seed_ratio_2018: exactly(1.0), cfg: all(), act: |_: NoActArgs| finale_cached::Cached::default() }
+            act1_naive { name: "act1-naive", binary: "act1-naive", args: [], short: "act1", title: "Act I", chapter: "act1-naive.md", file_io: OnTheWorker, streams: false, seed_ratio_2018: exactly(6.6), cfg: all(), act: |_: NoActArgs| act1_naive::Naive }
+            act2_spawn_blocking { name: "act2-spawn-blocking", binary: "act2-spawn-blocking", args: [], short: "act2", title: "Act II", chapter: "act2-spawn-blocking.md", file_io: OffTheWorkers, streams: false, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: act2_spawn_blocking::SpawnBlocking::new }
+            act2_block_in_place { name: "act2-block-in-place", binary: "act2-spawn-blocking", args: ["--mode", "block-in-place"], short: "act2-bip", title: "Act II (block_in_place)", chapter: "act2-spawn-blocking.md", file_io: OnTheWorker, streams: false, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: act2_spawn_blocking::SpawnBlocking::new }
+            act4_custom_future { name: "act4-custom-future", binary: "act4-custom-future", args: [], short: "act4", title: "Act IV", chapter: "act4-custom-future.md", file_io: OffTheWorkers, streams: false, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: |_: NoActArgs| act4_custom_future::HandWritten }
+            act5_channel { name: "act5-channel", binary: "act5-channel", args: [], short: "act5", title: "Act V", chapter: "act5-channel.md", file_io: OffTheWorkers, streams: true, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: act5_channel::Channel::new }
+            act6_framed { name: "act6-framed", binary: "act6-framed", args: [], short: "act6", title: "Act VI", chapter: "act6-framed.md", file_io: OffTheWorkers, streams: false, seed_ratio_2018: ACTS_II_TO_VI, cfg: all(), act: |_: NoActArgs| act6_framed::FramedLines }
+            act7_tokio_fs { name: "act7-tokio-fs", binary: "act7-tokio-fs", args: [], short: "act7", title: "Act VII", chapter: "act7-tokio-fs.md", file_io: OffTheWorkers, streams: false, seed_ratio_2018: exactly(3.8), cfg: all(), act: |_: NoActArgs| act7_tokio_fs::TokioFs }
+            finale_cached { name: "finale-cached", binary: "finale-cached", args: [], short: "finale", title: "Finale", chapter: "finale-cached.md", file_io: None, streams: false, seed_ratio_2018: exactly(1.0), cfg: all(), act: |_: NoActArgs| finale_cached::Cached::default() }
         }
     };
 }
@@ -151,7 +156,8 @@ macro_rules! __expand_acts {
         $module:ident {
             name: $name:literal, binary: $binary:literal, args: [$($arg:literal),*],
             short: $short:literal, title: $title:literal, chapter: $chapter:literal,
-            file_io: $file_io:ident, seed_ratio_2018: $ratio:expr, cfg: $cfg:meta,
+            file_io: $file_io:ident, streams: $streams:literal, seed_ratio_2018: $ratio:expr,
+            cfg: $cfg:meta,
             act: $make:expr
         }
     )*) => {
@@ -165,6 +171,7 @@ macro_rules! __expand_acts {
                 title: $title,
                 chapter: $chapter,
                 file_io: FileIo::$file_io,
+                streams: $streams,
                 seed_ratio_2018: $ratio,
                 build: {
                     #[cfg($cfg)]
@@ -206,7 +213,8 @@ macro_rules! __expand_acts {
     }};
     (@one $module:ident, $name:literal, $entry:ident, $act:ident, $body:block;
         binary: $_b:literal, args: $_a:tt, short: $_s:literal, title: $_t:literal,
-        chapter: $_c:literal, file_io: $_f:ident, seed_ratio_2018: $_r:expr, cfg: $cfg:meta,
+        chapter: $_c:literal, file_io: $_f:ident, streams: $_st:literal, seed_ratio_2018: $_r:expr,
+        cfg: $cfg:meta,
         act: $_m:expr
     ) => {
         #[cfg($cfg)]
@@ -229,7 +237,8 @@ macro_rules! __expand_acts {
     (@module $module:ident, $name:literal, $entry:ident, $act:ident, {
         $( $(#[$meta:meta])* fn $test:ident() $body:block )*
     }; binary: $_b:literal, args: $_a:tt, short: $_s:literal, title: $_t:literal,
-        chapter: $_c:literal, file_io: $_f:ident, seed_ratio_2018: $_r:expr, cfg: $cfg:meta,
+        chapter: $_c:literal, file_io: $_f:ident, streams: $_st:literal, seed_ratio_2018: $_r:expr,
+        cfg: $cfg:meta,
         act: $_m:expr
     ) => {
         #[cfg($cfg)]
@@ -456,6 +465,7 @@ mod tests {
             title: "Act VIII",
             chapter: "act8-example.md",
             file_io: FileIo::OffTheWorkers,
+            streams: false,
             seed_ratio_2018: exactly(1.0),
             build: Build::NotInThisBuild {
                 needs: "a build with --cfg tokio_unstable",

@@ -29,6 +29,7 @@
 
 mod error;
 mod index;
+mod lines_reader;
 mod scan;
 mod served;
 pub mod strfile;
@@ -40,6 +41,7 @@ pub mod exit_code;
 
 pub use error::{IndexError, ReadError};
 pub use index::{Fingerprint, Index, InvalidUtf8, ServedJokes, jokes_in, line_ranges_in, spans_in};
+pub use lines_reader::JokeLineReader;
 pub use scan::{JokeSpan, LineClass, LongestLine, ServedSizes, classify_line};
 pub use served::{served_form, served_lines};
 

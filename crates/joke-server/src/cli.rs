@@ -38,7 +38,12 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = Config::DEFAULT_BACKLOG, value_parser = parse_backlog)]
     pub backlog: u32,
 
-    /// Runtime worker threads [default: one per CPU].
+    /// The runtime: multi-thread (worker threads that steal each other's tasks), or
+    /// current-thread (every task on one thread, where one blocking call stops them all).
+    #[arg(long, value_enum, default_value_t = Flavor::MultiThread)]
+    pub flavor: Flavor,
+
+    /// Runtime worker threads of the multi-thread runtime [default: one per CPU].
     #[arg(long, value_parser = parse_at_least_one)]
     pub workers: Option<NonZeroUsize>,
 
@@ -176,6 +181,34 @@ fn parse_backlog(text: &str) -> Result<u32, String> {
         Ok(0) => Err("at least 1 (the kernel caps it at net.core.somaxconn)".into()),
         Ok(backlog) => Ok(backlog),
         Err(_) => Err("expected a whole number, at least 1".into()),
+    }
+}
+
+/// The runtime an act runs on (`--flavor`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavor {
+    /// `Builder::new_multi_thread`: `--workers` threads, idle ones stealing queued tasks.
+    #[default]
+    MultiThread,
+    /// `Builder::new_current_thread`: every task, the timers and the I/O driver on one thread.
+    CurrentThread,
+}
+
+impl Flavor {
+    /// Its name on the command line (`current-thread`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::MultiThread => "multi-thread",
+            Flavor::CurrentThread => "current-thread",
+        }
+    }
+
+    /// Tokio's name for it.
+    pub fn tokio(self) -> tokio::runtime::RuntimeFlavor {
+        match self {
+            Flavor::MultiThread => tokio::runtime::RuntimeFlavor::MultiThread,
+            Flavor::CurrentThread => tokio::runtime::RuntimeFlavor::CurrentThread,
+        }
     }
 }
 

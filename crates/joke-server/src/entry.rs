@@ -8,7 +8,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use joke_index::exit_code;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::{Act, Config, NoActArgs, Server, ServerArgs};
+use crate::{Act, Config, Flavor, NoActArgs, Server, ServerArgs};
 
 #[derive(Debug, Parser)]
 struct Cli<X: Args> {
@@ -47,10 +47,30 @@ pub fn run_act_from<X: Args, A: Act>(
         Err(error) => error.exit(),
     };
     init_logging();
+    let act = make(cli.act);
+    let flavor = cli.server.flavor;
+    // Refused before the runtime exists: an act that cannot run on this flavour says why.
+    if let Err(why) = act.check_runtime(flavor.tokio()) {
+        eprintln!(
+            "{name}: error: cannot run on --flavor {}: {why}",
+            flavor.name()
+        );
+        return ExitCode::from(exit_code::BAD_INPUT);
+    }
+    if flavor == Flavor::CurrentThread && cli.server.workers.is_some() {
+        eprintln!(
+            "{name}: error: --workers is for --flavor multi-thread; a current-thread runtime \
+             has exactly one thread"
+        );
+        return ExitCode::from(exit_code::BAD_INPUT);
+    }
     raise_open_files_limit();
 
     // ANCHOR: runtime
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    let mut runtime = match flavor {
+        Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+    };
     if let Some(workers) = cli.server.workers {
         runtime.worker_threads(workers.get());
     }
@@ -62,7 +82,6 @@ pub fn run_act_from<X: Args, A: Act>(
         }
     };
     // ANCHOR_END: runtime
-    let act = make(cli.act);
     let config = Config::from_args(&cli.server);
     runtime.block_on(serve_until_signal(name, act, config, act_options))
 }

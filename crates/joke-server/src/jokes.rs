@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use joke_index::{FormatChoice, Index, IndexError, ReadError};
+use joke_index::{FormatChoice, Index, IndexError, JokeLineReader, ReadError};
 use tokio::task::JoinError;
 
 use crate::{Act, JokeLines, simulate_slow_disk};
@@ -60,6 +60,16 @@ impl JokeToServe {
         self.index.read_joke_blocking(self.number)
     }
     // ANCHOR_END: read_blocking
+
+    /// Opens the joke for reading line by line with blocking calls, after the simulated disk
+    /// delay: an iterator whose every `next` may block, for the blocking pool only. See
+    /// [`JokeLineReader`] for its checks, and for why a failure may come after lines.
+    // ANCHOR: lines_blocking
+    pub fn lines_blocking(&self) -> JokeLineReader {
+        simulate_slow_disk(self.io_delay);
+        Index::lines_blocking(&self.index, self.number)
+    }
+    // ANCHOR_END: lines_blocking
 
     /// Reads the joke on the blocking pool (after the `--io-delay` sleep, also there), then
     /// hands out its lines one by one.

@@ -3,7 +3,8 @@
 //! Each act of the tutorial is one connection handler: an implementation of [`Act`] that writes
 //! one joke to a socket. Everything around it is the same for all seven and lives here, once:
 //!
-//! - the command line ([`ServerArgs`]) and the runtime, built by hand with `--workers` threads;
+//! - the command line ([`ServerArgs`]) and the runtime, built by hand: multi-thread with
+//!   `--workers` threads, or current-thread (`--flavor`);
 //! - the listener, bound through `TcpSocket` so that `--backlog` reaches listen(2);
 //! - the accept loop, with a connection limit and a back-off when the process runs out of file
 //!   descriptors;
@@ -11,8 +12,9 @@
 //!   client sent, then close) so a client that talks still receives its whole joke;
 //! - the jokes file itself ([`Jokes`]): its index, rebuilt when the file changes;
 //! - graceful shutdown on SIGINT and SIGTERM, a reload on SIGHUP;
-//! - statistics from `tokio-metrics`, including how many polls of a connection task took
-//!   longer than a millisecond: the number that shows a worker thread being blocked.
+//! - statistics from `tokio-metrics`: how many polls of a connection task took longer than a
+//!   millisecond (a task that *held* a thread), and the victims' side, how long tasks *waited*:
+//!   a heartbeat's lateness, the connection tasks' scheduling delay, the workers' busy time.
 //!
 //! An act's binary is a few lines:
 //!
@@ -29,6 +31,7 @@
 
 mod cli;
 mod entry;
+mod heartbeat;
 mod jokes;
 mod lines;
 mod server;
@@ -38,10 +41,11 @@ pub mod supervisor;
 pub mod wire;
 
 pub use cli::{
-    BUILT_IN_JOKES, DEFAULT_ADDR, NoActArgs, ServerArgs, default_jokes_path, parse_at_least_one,
-    parse_duration,
+    BUILT_IN_JOKES, DEFAULT_ADDR, Flavor, NoActArgs, ServerArgs, default_jokes_path,
+    parse_at_least_one, parse_duration,
 };
 pub use entry::{run_act, run_act_from, run_act_with};
+pub use heartbeat::HEARTBEAT_PERIOD;
 pub use jokes::{JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME};
 pub use lines::JokeLines;
 pub use server::{Config, ReloadHandle, Server, StartError};
@@ -53,6 +57,7 @@ use std::sync::Arc;
 
 use joke_index::{Index, ReadError};
 use tokio::net::TcpStream;
+pub use tokio::runtime::RuntimeFlavor;
 
 /// One way of serving a joke: the lesson of an act.
 ///
@@ -70,7 +75,9 @@ pub trait Act: Send + Sync + 'static {
     ///
     /// When reading the joke fails, the act must return the [`ServeError::Read`] *before* it
     /// has written anything: the harness reacts to a stale index by rebuilding it and calling
-    /// again, and a client must never receive part of one joke followed by another.
+    /// again, and a client must never receive part of one joke followed by another. An act
+    /// that streams the joke as it reads it may learn of the failure after writing part of it:
+    /// it returns [`ServeError::CutShort`], and the harness resets the connection.
     fn serve_joke(
         &self,
         joke: JokeToServe,
@@ -84,6 +91,15 @@ pub trait Act: Send + Sync + 'static {
         let _ = index;
         Ok(())
     }
+
+    /// Whether the act can run on a runtime of `flavor` (`--flavor`); `Err` says why not.
+    /// Called before the runtime is built, so that an act that cannot is refused at start-up
+    /// with that message and exit code 2, rather than panicking at its first connection.
+    /// Most acts run on either.
+    fn check_runtime(&self, flavor: RuntimeFlavor) -> Result<(), String> {
+        let _ = flavor;
+        Ok(())
+    }
 }
 // ANCHOR_END: act_trait
 
@@ -93,6 +109,11 @@ pub enum ServeError {
     /// Reading the joke from the file failed; nothing was written.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// Reading failed after part of the joke was written (an act that sends each line as it
+    /// reads it): the harness ends the connection with a reset, so that the client cannot
+    /// take the part it received for a whole joke.
+    #[error("the joke was cut short: {0}")]
+    CutShort(ReadError),
     /// Writing to the client failed (it went away, reset, or the write timed out).
     #[error("writing to the client: {0}")]
     Write(#[from] io::Error),

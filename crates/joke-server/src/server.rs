@@ -285,6 +285,12 @@ impl<A: Act> Server<A> {
         // Every connection task is spawned through the tracker, so that shutdown can wait for
         // exactly those tasks to finish.
         let connections = listener.connections.clone();
+        // The heartbeat: the delay any ordinary task of this runtime suffers (heartbeat.rs).
+        let heartbeat = tokio::spawn({
+            let (shared, connections, stopping) =
+                (Arc::clone(&shared), connections.clone(), stopping.clone());
+            async move { shared.stats.heartbeat.beat(connections, stopping).await }
+        });
         // ANCHOR_END: shutdown_setup
 
         // ANCHOR: run_until_shutdown
@@ -315,6 +321,7 @@ impl<A: Act> Server<A> {
             let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
         }
         let _ = watcher.await;
+        let _ = heartbeat.await;
         if let Some(task) = udp_task {
             let _ = task.await;
         }
@@ -564,6 +571,12 @@ impl<A: Act> Handler<'_, A> {
                 // Nothing was written; the client gets a clean close and no joke.
                 stats.read_failed();
                 tracing::debug!("no joke served: {error}");
+            }
+            Ok(Err(ServeError::CutShort(error))) => {
+                // Part of the joke went out; a reset tells the client it is not whole.
+                stats.read_failed();
+                tracing::debug!("joke cut short: {error}");
+                return abort(self.socket);
             }
             Ok(Err(ServeError::Write(error))) => {
                 stats.write_failed();

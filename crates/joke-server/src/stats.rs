@@ -1,15 +1,20 @@
-//! What the server counts: jokes served, failures by kind, and how long connection tasks held
-//! a worker thread in one poll.
+//! What the server counts: jokes served, failures by kind, how long connection tasks held
+//! a worker thread in one poll, and (the victims' side) how long tasks waited for one.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 use tokio_metrics::TaskMonitor;
 
-/// A poll longer than this is "slow": the task kept a worker thread from running anything
-/// else for that long. An async task should return to the scheduler within microseconds;
-/// a millisecond means it did blocking work.
+use crate::heartbeat::Heartbeat;
+
+/// A poll longer than this is "slow": the task held its thread that long without returning to
+/// the scheduler. An async task should get from one `.await` to the next in some tens of
+/// microseconds; a millisecond, ten times the most that is comfortable, means it did blocking
+/// work (or heavy computing). A slow poll says the task held a thread; whether other tasks
+/// waited meanwhile is what the heartbeat and the scheduling delay say.
 // ANCHOR: slow_poll
 pub const SLOW_POLL: Duration = Duration::from_millis(1);
 // ANCHOR_END: slow_poll
@@ -17,11 +22,16 @@ pub const SLOW_POLL: Duration = Duration::from_millis(1);
 /// Counters shared by every connection task of one server.
 ///
 /// The poll statistics come from `tokio-metrics`: every connection task is wrapped by
-/// [`TaskMonitor::instrument`], which times each poll. We add the single longest poll, which
-/// the monitor does not keep.
+/// [`TaskMonitor::instrument`], which times each poll and how long the task waited to be
+/// polled. We add the single longest poll, which the monitor does not keep, the heartbeat
+/// (see the `heartbeat` module) and the runtime's own busy time.
 #[derive(Debug)]
 pub struct Stats {
     monitor: TaskMonitor,
+    pub(crate) heartbeat: Heartbeat,
+    /// The runtime the server runs on (when it was made inside one) and when it started.
+    runtime: Option<(RuntimeMetrics, RuntimeFlavor)>,
+    started: Instant,
     served: AtomicU64,
     read_failures: AtomicU64,
     write_failures: AtomicU64,
@@ -34,6 +44,11 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             monitor: TaskMonitor::with_slow_poll_threshold(SLOW_POLL),
+            heartbeat: Heartbeat::default(),
+            runtime: Handle::try_current()
+                .ok()
+                .map(|runtime| (runtime.metrics(), runtime.runtime_flavor())),
+            started: Instant::now(),
             served: AtomicU64::new(0),
             read_failures: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
@@ -47,6 +62,7 @@ impl Default for Stats {
 /// The counters at one moment, as printed at shutdown (one line on stderr, one JSON object on
 /// stdout for tools such as `bench-client compare`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StatsSummary {
     /// Connections that received a whole joke.
     pub served: u64,
@@ -68,6 +84,25 @@ pub struct StatsSummary {
     pub longest_poll_us: u64,
     /// Mean duration of a poll, in microseconds.
     pub mean_poll_us: f64,
+    /// The runtime: `multi-thread` or `current-thread` (`--flavor`).
+    pub runtime_flavor: String,
+    /// Its worker threads (1 on a current-thread runtime).
+    pub workers: u64,
+    /// The victims' view: mean time from a connection task being woken to being polled, in
+    /// microseconds (`tokio-metrics`' mean scheduled duration).
+    pub mean_scheduled_us: f64,
+    /// Mean time from a connection task being spawned to its first poll, in microseconds.
+    pub mean_first_poll_delay_us: f64,
+    /// Heartbeat ticks recorded (one per millisecond while a connection was open).
+    pub heartbeat_ticks: u64,
+    /// Median lateness of a heartbeat tick against its schedule, in microseconds.
+    pub heartbeat_p50_us: u64,
+    /// 99th percentile of that lateness, in microseconds.
+    pub heartbeat_p99_us: u64,
+    /// The latest tick, in microseconds late.
+    pub heartbeat_max_us: u64,
+    /// The workers' busy time summed, divided by workers × the server's running time (0 to 1).
+    pub worker_busy_ratio: f64,
 }
 
 impl Stats {
@@ -110,6 +145,8 @@ impl Stats {
     /// The counters now.
     pub fn summary(&self) -> StatsSummary {
         let metrics = self.monitor.cumulative();
+        let heartbeat = self.heartbeat.summary();
+        let (runtime_flavor, workers, worker_busy_ratio) = self.runtime_numbers();
         StatsSummary {
             served: self.served.load(Relaxed),
             read_failures: self.read_failures.load(Relaxed),
@@ -121,8 +158,43 @@ impl Stats {
             slow_poll_threshold_us: SLOW_POLL.as_micros() as u64,
             longest_poll_us: self.longest_poll_ns.load(Relaxed) / 1_000,
             mean_poll_us: metrics.mean_poll_duration().as_secs_f64() * 1e6,
+            runtime_flavor,
+            workers,
+            mean_scheduled_us: metrics.mean_scheduled_duration().as_secs_f64() * 1e6,
+            mean_first_poll_delay_us: metrics.mean_first_poll_delay().as_secs_f64() * 1e6,
+            heartbeat_ticks: heartbeat.ticks,
+            heartbeat_p50_us: heartbeat.p50_us,
+            heartbeat_p99_us: heartbeat.p99_us,
+            heartbeat_max_us: heartbeat.max_us,
+            worker_busy_ratio,
         }
     }
+
+    /// The runtime's flavour, its workers, and how busy they were since the server was made:
+    /// `worker_total_busy_duration` (stable) summed over the workers, over workers × elapsed.
+    // ANCHOR: busy_ratio
+    fn runtime_numbers(&self) -> (String, u64, f64) {
+        let Some((runtime, flavor)) = &self.runtime else {
+            return (String::new(), 0, 0.0);
+        };
+        let flavor = match flavor {
+            RuntimeFlavor::CurrentThread => "current-thread",
+            RuntimeFlavor::MultiThread => "multi-thread",
+            _ => "other",
+        };
+        let workers = runtime.num_workers();
+        let busy: Duration = (0..workers)
+            .map(|worker| runtime.worker_total_busy_duration(worker))
+            .sum();
+        let available = self.started.elapsed().as_secs_f64() * workers as f64;
+        let ratio = if available > 0.0 {
+            (busy.as_secs_f64() / available).min(1.0)
+        } else {
+            0.0
+        };
+        (flavor.to_owned(), workers as u64, ratio)
+    }
+    // ANCHOR_END: busy_ratio
 }
 
 /// `1 joke`, `2 jokes`: the count with its noun, in the right number.
@@ -139,7 +211,9 @@ impl std::fmt::Display for StatsSummary {
         write!(
             f,
             "served {}; failed: {} reads, {} writes, {} timeouts, {} accepts; \
-             {} of {} polls slower than {} µs (longest {} µs, mean {:.1} µs)",
+             {} of {} polls slower than {} µs (longest {} µs, mean {:.1} µs); \
+             waiting: heartbeat late p50 {} µs, p99 {} µs, max {} µs; woken to polled {:.1} µs, \
+             spawned to polled {:.1} µs; {} {} workers {:.0}% busy",
             plural(self.served, "joke"),
             self.read_failures,
             self.write_failures,
@@ -149,7 +223,15 @@ impl std::fmt::Display for StatsSummary {
             self.polls,
             self.slow_poll_threshold_us,
             self.longest_poll_us,
-            self.mean_poll_us
+            self.mean_poll_us,
+            self.heartbeat_p50_us,
+            self.heartbeat_p99_us,
+            self.heartbeat_max_us,
+            self.mean_scheduled_us,
+            self.mean_first_poll_delay_us,
+            self.workers,
+            self.runtime_flavor,
+            self.worker_busy_ratio * 100.0,
         )
     }
 }

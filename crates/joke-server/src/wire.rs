@@ -31,10 +31,22 @@
 //! | `slow_poll_threshold_us` | u64   | the threshold of a slow poll, in microseconds ([`crate::SLOW_POLL`])     |
 //! | `longest_poll_us`        | u64   | the longest single poll of a connection task, in microseconds            |
 //! | `mean_poll_us`           | f64   | the mean duration of a poll of a connection task, in microseconds        |
+//! | `runtime_flavor`         | str   | `multi-thread` or `current-thread` (`--flavor`)                          |
+//! | `workers`                | u64   | the runtime's worker threads (1 on current-thread)                       |
+//! | `mean_scheduled_us`      | f64   | mean time from a connection task's wake-up to its poll, µs: its wait     |
+//! | `mean_first_poll_delay_us` | f64 | mean time from a connection task's spawn to its first poll, µs           |
+//! | `heartbeat_ticks`        | u64   | heartbeat ticks recorded: one per ms while a connection was open         |
+//! | `heartbeat_p50_us`       | u64   | median lateness of a tick against its schedule, µs (heartbeat.rs)        |
+//! | `heartbeat_p99_us`       | u64   | 99th percentile of that lateness, µs: the delay tasks suffered           |
+//! | `heartbeat_max_us`       | u64   | the latest tick, µs late                                                 |
+//! | `worker_busy_ratio`      | f64   | workers' busy time ÷ (workers × running time), 0 to 1                    |
 //!
 //! The counters are those of [`StatsSummary`], whose field documentation says the same. A new
-//! field may be added within version 1 (readers ignore fields they do not know); renaming or
-//! removing one, or changing its meaning, takes a new version.
+//! field may be added within version 1 (readers ignore fields they do not know, and take a
+//! field a server does not print as zero); renaming or removing one, or changing its meaning,
+//! takes a new version. The fields from `runtime_flavor` on were added within version 1: the
+//! heartbeat's percentiles cover every tick recorded since start-up, served time only (see
+//! `heartbeat.rs` for why), and `worker_busy_ratio` the whole running time.
 //!
 //! # Dying with the parent (environment)
 //!
@@ -227,6 +239,15 @@ mod tests {
             slow_poll_threshold_us: 1000,
             longest_poll_us: 12_345,
             mean_poll_us: 2.5,
+            runtime_flavor: "current-thread".into(),
+            workers: 1,
+            mean_scheduled_us: 40.5,
+            mean_first_poll_delay_us: 80.25,
+            heartbeat_ticks: 900,
+            heartbeat_p50_us: 600,
+            heartbeat_p99_us: 21_000,
+            heartbeat_max_us: 24_000,
+            worker_busy_ratio: 0.5,
         }
     }
 

@@ -187,6 +187,60 @@ fn real_binary_serves_then_exits_cleanly_on_sigterm(entry: &ActEntry) {
     assert_eq!(stats.served, 1, "{stats:?}");
 }
 
+/// On `--flavor current-thread` the real binary serves as usual and says so in its
+/// statistics; an act that cannot run there (Act II's `block_in_place`) is refused at
+/// start-up with exit code 2 and its reason, before any runtime exists, never with a panic.
+fn real_binary_on_a_current_thread_runtime<A: Act>(entry: &ActEntry, act: &A) {
+    let _alone = alone();
+    let file = JokesFile::fixture();
+    let mut args = server_args(&file);
+    args.extend(os(&["--flavor", "current-thread"]));
+    if act
+        .check_runtime(joke_server::RuntimeFlavor::CurrentThread)
+        .is_err()
+    {
+        let exited = run_binary_to_exit(entry, &args);
+        assert_refused(
+            &exited,
+            &[
+                "cannot run on --flavor current-thread".into(),
+                "block_in_place panics on a current-thread runtime".into(),
+            ],
+        );
+        assert!(!exited.stderr.contains("panicked"), "{}", exited.stderr);
+        return;
+    }
+    let server = start_binary(entry, &args);
+    let received = client_runtime().block_on(client::fetch_joke(server.addr()));
+    let exited = server.terminate();
+    assert_whole_jokes(&[received], &file.served_jokes());
+    assert_eq!(exited.code, Some(0), "stderr:\n{}", exited.stderr);
+    let stats = exited.statistics().expect("the statistics line");
+    assert_eq!(stats.runtime_flavor, "current-thread", "{stats:?}");
+    assert_eq!(stats.workers, 1, "{stats:?}");
+}
+
+/// The victims' view, a lower bound only: Act I on a current-thread runtime with a 20 ms
+/// disk, serving a few clients at once, blocks the one thread for 20 ms per joke, so the
+/// heartbeat (due every millisecond on that thread) must once have been at least about 20 ms
+/// late, and connection tasks woken meanwhile waited for it too.
+#[test]
+fn act1_on_a_current_thread_runtime_makes_the_heartbeat_late() {
+    let _alone = alone();
+    let file = JokesFile::short_jokes();
+    let mut args = server_args(&file);
+    args.extend(os(&["--flavor", "current-thread", "--io-delay", "20ms"]));
+    let server = start_binary(acts::entry("act1-naive"), &args);
+    let addr = server.addr();
+    let received = client_runtime().block_on(client::fetch_concurrently(addr, 8, 4));
+    let exited = server.terminate();
+    assert_whole_jokes(&received, &file.served_jokes());
+    let stats = exited.statistics().expect("the statistics line");
+    assert!(stats.heartbeat_ticks > 0, "{stats:?}");
+    assert!(stats.heartbeat_max_us >= 18_000, "{stats:?}");
+    assert!(stats.slow_polls >= 4, "{stats:?}");
+}
+
 /// A start-up that must be refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadStartUp {
@@ -336,6 +390,11 @@ acts::for_every_act! {
         #[test]
         fn io_delay_is_spent_where_the_act_does_its_io() {
             super::io_delay_is_spent_where_the_act_does_its_io(act, entry.file_io);
+        }
+
+        #[test]
+        fn real_binary_on_a_current_thread_runtime() {
+            super::real_binary_on_a_current_thread_runtime(entry, &act);
         }
 
         #[test]

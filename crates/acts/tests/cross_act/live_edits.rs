@@ -3,9 +3,13 @@
 //! emptied for a moment. Clients keep asking all the while.
 //!
 //! Two promises are checked for every act:
-//! - no client ever receives a torn joke: every answer is exactly one whole joke of one version
-//!   of the file, or nothing at all (while the file is unreadable, an act that reads it per joke
-//!   has nothing good to send);
+//! - no client ever receives a torn joke that ends cleanly: every answer is exactly one whole
+//!   joke of one version of the file, or nothing at all (while the file is unreadable, an act
+//!   that reads it per joke has nothing good to send), or, for an act that streams each line
+//!   as it reads it (`ActEntry::streams`, Act V), a reset: such an act finds out that the file
+//!   changed under a joke only after writing part of it, and the harness then resets the
+//!   connection. This third answer was added on purpose when Act V began to stream; for every
+//!   other act a reset is still a failure;
 //! - the last version takes effect without a restart.
 
 use std::collections::HashMap;
@@ -109,6 +113,8 @@ fn edit(path: &Path, text: &str, style: usize) {
 struct Answers {
     whole: usize,
     nothing: usize,
+    /// Connections reset by a streaming act that found the file changed mid-joke.
+    reset: usize,
     torn: Vec<String>,
 }
 
@@ -121,7 +127,7 @@ enum WhileUnreadable {
     ServesFromMemory,
 }
 
-fn live_edits_never_tear_a_joke<A: Act>(act: A, while_unreadable: WhileUnreadable) {
+fn live_edits_never_tear_a_joke<A: Act>(act: A, while_unreadable: WhileUnreadable, streams: bool) {
     let _shared = alongside_others();
     let (texts, versions) = all_versions();
     let file = JokesFile::with_bytes(&texts[0]);
@@ -157,7 +163,15 @@ fn live_edits_never_tear_a_joke<A: Act>(act: A, while_unreadable: WhileUnreadabl
             clients.push(tokio::spawn(async move {
                 let mut answers = Answers::default();
                 while editing.load(Ordering::SeqCst) {
-                    let received = fetch_joke(addr).await.expect("the server answers");
+                    let received = match fetch_joke(addr).await {
+                        Err(error)
+                            if streams && error.kind() == std::io::ErrorKind::ConnectionReset =>
+                        {
+                            answers.reset += 1;
+                            continue;
+                        }
+                        received => received.expect("the server answers"),
+                    };
                     let text = String::from_utf8_lossy(&received).into_owned();
                     if received.is_empty() {
                         answers.nothing += 1;
@@ -175,6 +189,7 @@ fn live_edits_never_tear_a_joke<A: Act>(act: A, while_unreadable: WhileUnreadabl
             let answers = client.await.expect("a client task does not panic");
             total.whole += answers.whole;
             total.nothing += answers.nothing;
+            total.reset += answers.reset;
             total.torn.extend(answers.torn);
         }
         total
@@ -182,9 +197,10 @@ fn live_edits_never_tear_a_joke<A: Act>(act: A, while_unreadable: WhileUnreadabl
     let last_edit = editor.join().expect("the editor does not panic");
 
     eprintln!(
-        "during {EDITS} edits: {} whole jokes, {} empty answers, {} torn",
+        "during {EDITS} edits: {} whole jokes, {} empty answers, {} resets, {} torn",
         answers.whole,
         answers.nothing,
+        answers.reset,
         answers.torn.len()
     );
     assert!(
@@ -243,7 +259,7 @@ acts::for_every_act! {
             } else {
                 WhileUnreadable::NothingToSend
             };
-            super::live_edits_never_tear_a_joke(act, while_unreadable);
+            super::live_edits_never_tear_a_joke(act, while_unreadable, entry.streams);
         }
     }
 }
