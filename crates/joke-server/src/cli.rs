@@ -55,6 +55,16 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = Config::DEFAULT_WRITE_TIMEOUT.into(), value_parser = parse_duration, allow_hyphen_values = true)]
     pub write_timeout: humantime::Duration,
 
+    /// On SIGINT/SIGTERM: how long the connections already queued and the jokes in flight get
+    /// to finish. The process ends at most 3 s after it, however blocked it is.
+    #[arg(long, default_value_t = Config::DEFAULT_GRACE_PERIOD.into(), value_parser = parse_duration, allow_hyphen_values = true)]
+    pub grace_period: humantime::Duration,
+
+    /// Log the live statistics (the exit line's fields) every this long; SIGUSR1 logs them at
+    /// any time.
+    #[arg(long, value_parser = parse_period, allow_hyphen_values = true)]
+    pub stats_every: Option<humantime::Duration>,
+
     /// Simulate a slow disk: a blocking sleep of this long wherever the act reads the file.
     #[arg(long, default_value_t = Config::DEFAULT_IO_DELAY.into(), value_parser = parse_duration, allow_hyphen_values = true)]
     pub io_delay: humantime::Duration,
@@ -166,6 +176,15 @@ pub fn parse_duration(text: &str) -> Result<humantime::Duration, String> {
         .map_err(|error| format!("expected a duration such as 2ms, 1.5s or 10s ({error})"))
 }
 
+/// A duration that must be more than zero: a period (`--stats-every`).
+pub fn parse_period(text: &str) -> Result<humantime::Duration, String> {
+    let period = parse_duration(text)?;
+    if period.is_zero() {
+        return Err("a period must be more than zero; expected one such as 10s or 1m".into());
+    }
+    Ok(period)
+}
+
 /// A count that must be at least 1 (`--workers`, `--max-connections`).
 pub fn parse_at_least_one(text: &str) -> Result<NonZeroUsize, String> {
     let number: usize = text
@@ -219,6 +238,16 @@ pub struct NoActArgs {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_of_zero_is_refused() {
+        assert!(parse_period("0s").unwrap_err().contains("more than zero"));
+        assert!(parse_period("-1s").is_err());
+        assert_eq!(
+            *parse_period("10s").unwrap(),
+            std::time::Duration::from_secs(10)
+        );
+    }
 
     #[test]
     fn a_jokes_txt_in_the_folder_wins() {

@@ -3,12 +3,13 @@
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use joke_index::exit_code;
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::{Act, Config, Flavor, NoActArgs, Server, ServerArgs};
+use crate::shutdown::{self, Shutdown};
+use crate::{Act, Config, Flavor, NoActArgs, Server, ServerArgs, StatsSummary};
 
 #[derive(Debug, Parser)]
 struct Cli<X: Args> {
@@ -65,6 +66,18 @@ pub fn run_act_from<X: Args, A: Act>(
         return ExitCode::from(exit_code::BAD_INPUT);
     }
     raise_open_files_limit();
+    // ANCHOR: signals
+    // Signal handlers are installed before the server starts, so a SIGTERM that arrives right
+    // after "listening on" is a clean shutdown, not the default kill. They are received on a
+    // plain thread, not by the runtime: see `shutdown.rs` for why.
+    let signals = match shutdown::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("{name}: error: cannot install signal handlers: {error}");
+            return ExitCode::from(exit_code::FAILURE);
+        }
+    };
+    // ANCHOR_END: signals
 
     // ANCHOR: runtime
     let mut runtime = match flavor {
@@ -83,7 +96,32 @@ pub fn run_act_from<X: Args, A: Act>(
     };
     // ANCHOR_END: runtime
     let config = Config::from_args(&cli.server);
-    runtime.block_on(serve_until_signal(name, act, config, act_options))
+    let grace_period = config.grace_period;
+    let udp = config.udp;
+    let server = match runtime.block_on(Server::bind(act, config)) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("{name}: error: {error}");
+            return ExitCode::from(exit_code::BAD_INPUT);
+        }
+    };
+    let shutdown = Shutdown::new(name, server.stats_handle(), grace_period);
+    shutdown.handle_signals(signals);
+    watch_for_parent_gone(&shutdown);
+    if let Some(every) = cli.server.stats_every {
+        shutdown.print_every(every.into());
+    }
+    let started = Started {
+        name,
+        act_options,
+        udp,
+    };
+    let summary = runtime.block_on(serve_until_signal(started, server, &shutdown));
+    // A blocking read still running now (a disk that never answers) would keep a plain drop
+    // of the runtime waiting forever: give it a bound, then abandon it.
+    runtime.shutdown_timeout(shutdown::RUNTIME_WIND_DOWN);
+    shutdown.finish(&summary);
+    ExitCode::SUCCESS
 }
 
 /// The act's own options as they were given or defaulted (`--mode block-in-place`), for the
@@ -103,35 +141,23 @@ fn act_options<X: Args>(matches: &clap::ArgMatches) -> String {
         .join(" ")
 }
 
-async fn serve_until_signal<A: Act>(
+/// What the start-up line says besides the jokes.
+struct Started {
     name: &'static str,
-    act: A,
-    config: Config,
     act_options: String,
-) -> ExitCode {
-    let udp = config.udp;
-    // Signal handlers are installed before the server starts, so a SIGTERM that arrives right
-    // after "listening on" is a clean shutdown, not the default kill.
-    let signals = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    );
-    let (mut interrupt, mut terminate, mut hangup) = match signals {
-        (Ok(i), Ok(t), Ok(h)) => (i, t, h),
-        _ => {
-            eprintln!("{name}: error: cannot install signal handlers");
-            return ExitCode::from(exit_code::FAILURE);
-        }
-    };
+    udp: bool,
+}
 
-    let server = match Server::bind(act, config).await {
-        Ok(server) => server,
-        Err(error) => {
-            eprintln!("{name}: error: {error}");
-            return ExitCode::from(exit_code::BAD_INPUT);
-        }
-    };
+async fn serve_until_signal<A: Act>(
+    started: Started,
+    server: Server<A>,
+    shutdown: &Arc<Shutdown>,
+) -> StatsSummary {
+    let Started {
+        name,
+        act_options,
+        udp,
+    } = started;
     let jokes = server.jokes().current();
     tracing::info!(
         "{name} serving {} from {}{}{}",
@@ -156,59 +182,44 @@ async fn serve_until_signal<A: Act>(
 
     // ANCHOR: sighup
     let reload = server.reload_handle();
+    let hangups = Arc::clone(shutdown);
     let reload_on_hangup = tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the jokes file");
+        loop {
+            hangups.hangup.notified().await;
             reload.reload().await;
         }
     });
     // ANCHOR_END: sighup
-    // ANCHOR: signals
-    let parent_gone = parent_gone();
-    let shutdown = async move {
-        tokio::select! {
-            _ = interrupt.recv() => tracing::info!("SIGINT received"),
-            _ = terminate.recv() => tracing::info!("SIGTERM received"),
-            () = parent_gone => tracing::info!("stdin closed: the supervisor is gone"),
-        }
-    };
-    // ANCHOR_END: signals
-    let summary = server.run(shutdown).await;
+    let summary = server
+        .run(shutdown.requested.clone().cancelled_owned())
+        .await;
     reload_on_hangup.abort();
-    tracing::info!("{name}: {summary}");
-    // One JSON line on stdout: the statistics, for `bench-client compare` and other tools.
-    println!("{}", crate::wire::stats_line(&summary));
-    ExitCode::SUCCESS
+    summary
 }
 
-/// Completes when stdin reaches end-of-file, if the environment asks for that with
-/// [`wire::STOP_ON_STDIN_EOF`](crate::wire::STOP_ON_STDIN_EOF); otherwise never.
+/// Asks for a shutdown when stdin reaches end-of-file, if the environment asks for that with
+/// [`wire::STOP_ON_STDIN_EOF`](crate::wire::STOP_ON_STDIN_EOF).
 ///
 /// A supervisor (`bench-client compare`, the tests) holds the other end of our stdin, and the
 /// kernel closes it when that process dies, by any means: this is how a server follows its
 /// supervisor's death. The reading happens on a plain thread of its own, not through
 /// `tokio::io::stdin`: that one reads on the blocking pool, and a read that never returns
 /// would keep the runtime from shutting down.
-fn parent_gone() -> impl std::future::Future<Output = ()> {
-    let (gone, gone_rx) = tokio::sync::oneshot::channel::<()>();
-    if std::env::var_os(crate::wire::STOP_ON_STDIN_EOF).is_some_and(|value| value == "1") {
-        let watcher = std::thread::Builder::new()
-            .name("stdin-watcher".into())
-            .spawn(move || {
-                // Whatever the supervisor might write is thrown away; only the end matters. A
-                // read error means there is nothing to watch any more: treated as the end.
-                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-                let _ = gone.send(());
-            });
-        if let Err(error) = watcher {
-            tracing::warn!("cannot watch stdin for the supervisor's death: {error}");
-        }
+fn watch_for_parent_gone(shutdown: &Arc<Shutdown>) {
+    if std::env::var_os(crate::wire::STOP_ON_STDIN_EOF).is_none_or(|value| value != "1") {
+        return;
     }
-    async move {
-        // The sender dropped without sending: nothing is watched, so wait for a signal.
-        if gone_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    let shutdown = Arc::clone(shutdown);
+    let watcher = std::thread::Builder::new()
+        .name("stdin-watcher".into())
+        .spawn(move || {
+            // Whatever the supervisor might write is thrown away; only the end matters. A
+            // read error means there is nothing to watch any more: treated as the end.
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            shutdown.request("stdin closed: the supervisor is gone");
+        });
+    if let Err(error) = watcher {
+        tracing::warn!("cannot watch stdin for the supervisor's death: {error}");
     }
 }
 

@@ -11,7 +11,9 @@
 //! - per connection: a write timeout, then the RFC 865 close (shut down our side, drain what the
 //!   client sent, then close) so a client that talks still receives its whole joke;
 //! - the jokes file itself ([`Jokes`]): its index, rebuilt when the file changes;
-//! - graceful shutdown on SIGINT and SIGTERM, a reload on SIGHUP;
+//! - graceful shutdown on SIGINT and SIGTERM (serving the connections already queued, and
+//!   ending the process within the grace period and a margin however blocked it is), a reload
+//!   on SIGHUP, the live counters on SIGUSR1;
 //! - statistics from `tokio-metrics`: how many polls of a connection task took longer than a
 //!   millisecond (a task that *held* a thread), and the victims' side, how long tasks *waited*:
 //!   a heartbeat's lateness, the connection tasks' scheduling delay, the workers' busy time.
@@ -35,6 +37,7 @@ mod heartbeat;
 mod jokes;
 mod lines;
 mod server;
+mod shutdown;
 mod stats;
 #[cfg(feature = "supervisor")]
 pub mod supervisor;
@@ -49,6 +52,7 @@ pub use heartbeat::HEARTBEAT_PERIOD;
 pub use jokes::{JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME};
 pub use lines::JokeLines;
 pub use server::{Config, ReloadHandle, Server, StartError};
+pub use shutdown::MARGIN as SHUTDOWN_MARGIN;
 pub use stats::{SLOW_POLL, Stats, StatsSummary};
 
 use std::future::Future;

@@ -50,7 +50,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// ...and how many of its bytes to read and throw away meanwhile.
     pub drain_limit: usize,
-    /// On SIGINT/SIGTERM, how long jokes in flight get to finish.
+    /// On SIGINT/SIGTERM, how long the connections already queued and the jokes in flight get
+    /// to finish (`--grace-period`). The process ends at most [`SHUTDOWN_MARGIN`](crate::SHUTDOWN_MARGIN) later.
     pub grace_period: Duration,
     /// How often the jokes file is checked for changes.
     pub reload_interval: Duration,
@@ -71,7 +72,7 @@ impl Config {
     pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
     /// The default of `drain_limit`.
     pub const DEFAULT_DRAIN_LIMIT: usize = 64 * 1024;
-    /// The default of `grace_period`.
+    /// The default of `grace_period` (`--grace-period`).
     pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
     /// The default of `reload_interval`.
     pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_millis(500);
@@ -103,6 +104,7 @@ impl Config {
             backlog: args.backlog,
             max_connections: args.max_connections.get(),
             write_timeout: args.write_timeout.into(),
+            grace_period: args.grace_period.into(),
             io_delay: args.io_delay.into(),
             udp: args.udp,
             ..Config::new(args.jokes_path())
@@ -156,8 +158,9 @@ struct Shared<A> {
     act: Arc<A>,
     /// The jokes file: its current index, swapped for a new one when the file changes.
     jokes: Jokes,
-    /// The counters, printed at shutdown.
-    stats: Stats,
+    /// The counters, printed at shutdown. In an `Arc` of their own too, so that the threads
+    /// outside the runtime can print them (SIGUSR1, the shutdown watchdog).
+    stats: Arc<Stats>,
     /// The time and byte budgets of one connection.
     limits: ConnectionLimits,
     /// Cancelled when the shutdown's grace period runs out, to cut the jokes still in flight.
@@ -218,7 +221,7 @@ impl<A: Act> Server<A> {
         let shared = Shared {
             act,
             jokes,
-            stats: Stats::default(),
+            stats: Arc::default(),
             limits: ConnectionLimits {
                 write_timeout,
                 drain_timeout,
@@ -246,6 +249,12 @@ impl<A: Act> Server<A> {
     /// The server's counters, live.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// The server's counters, as a handle that outlives the server (for a thread that prints
+    /// them while the runtime is busy).
+    pub fn stats_handle(&self) -> Arc<Stats> {
+        Arc::clone(&self.shared.stats)
     }
 
     /// The jokes the server serves.
@@ -302,12 +311,21 @@ impl<A: Act> Server<A> {
         }
         // ANCHOR_END: run_until_shutdown
         // ANCHOR: shutdown
-        // Closing the listener now makes the kernel refuse new connections instead of queueing
-        // them for an accept that will never come.
-        drop(listener);
+        // The grace period covers both what follows: serving the queue, and the jokes in flight.
+        let grace_over = tokio::time::Instant::now() + grace_period;
         stopping.cancel();
+        // Connections the kernel already completed for us sit in the accept queue: their
+        // clients' connect() returned, and they are waiting for a joke. Serve them, then close
+        // the listener, which makes the kernel refuse new connections instead of queueing them
+        // for an accept that will never come.
+        if tokio::time::timeout_at(grace_over, listener.serve_the_queue())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the grace period ran out while the accept queue was being served");
+        }
         connections.close();
-        if tokio::time::timeout(grace_period, connections.wait())
+        if tokio::time::timeout_at(grace_over, connections.wait())
             .await
             .is_err()
         {
@@ -407,20 +425,84 @@ impl<A: Act> Listener<A> {
                     continue;
                 }
             };
-            // The task's one handle on the server: a clone of the shared state's `Arc`.
-            let shared = Arc::clone(&self.shared);
-            let task = async move {
-                let handler = Handler {
-                    shared: &shared,
-                    socket,
-                };
-                shared.stats.time_polls(handler.run()).await;
-                drop(permit);
-            };
-            self.connections.spawn(self.shared.stats.instrument(task));
+            spawn_handler(&self.connections, &self.shared, socket, permit);
         }
     }
     // ANCHOR_END: accept_loop
+
+    /// At shutdown: accepts what is already in the accept queue, each within the connection
+    /// limit, until the queue is empty; then the listener is closed.
+    ///
+    /// The accepts are made directly on the socket (non-blocking) rather than through Tokio's
+    /// readiness events: "no event yet" is not "empty", and only accept(2)'s EAGAIN says the
+    /// queue is empty. A handshake that completes after that last accept and before the close
+    /// is still reset by the kernel: a small race that only keeping the listener open avoids.
+    async fn serve_the_queue(self) {
+        let Listener {
+            listener,
+            shared,
+            limit,
+            connections,
+            ..
+        } = self;
+        let listener = match listener.into_std() {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!("cannot serve the accept queue: {error}");
+                return;
+            }
+        };
+        let mut queued = 0u64;
+        loop {
+            let permit = Arc::clone(&limit)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let socket = match listener.accept() {
+                Ok((socket, _peer)) => socket,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if AcceptFailure::of(&error) == AcceptFailure::OneConnection => continue,
+                Err(error) => {
+                    shared.stats.accept_failed();
+                    tracing::warn!("accept failed while serving the queue: {error}");
+                    break;
+                }
+            };
+            // A socket accepted through std is blocking; Tokio's must not be.
+            let socket = match socket
+                .set_nonblocking(true)
+                .and_then(|()| TcpStream::from_std(socket))
+            {
+                Ok(socket) => socket,
+                Err(_) => continue,
+            };
+            queued += 1;
+            spawn_handler(&connections, &shared, socket, permit);
+        }
+        if queued > 0 {
+            tracing::info!("served the accept queue: {queued} connections");
+        }
+    }
+}
+
+/// Spawns the task of one accepted connection, holding `permit` until it ends.
+fn spawn_handler<A: Act>(
+    connections: &TaskTracker,
+    shared: &Arc<Shared<A>>,
+    socket: TcpStream,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    // The task's one handle on the server: a clone of the shared state's `Arc`.
+    let own = Arc::clone(shared);
+    let task = async move {
+        let handler = Handler {
+            shared: &own,
+            socket,
+        };
+        own.stats.time_polls(handler.run()).await;
+        drop(permit);
+    };
+    connections.spawn(shared.stats.instrument(task));
 }
 
 /// What to do when `accept` fails.

@@ -41,6 +41,13 @@
 //! | `heartbeat_max_us`       | u64   | the latest tick, µs late                                                 |
 //! | `worker_busy_ratio`      | f64   | workers' busy time ÷ (workers × running time), 0 to 1                    |
 //!
+//! # Live statistics (stderr)
+//!
+//! While it runs, a server logs the same JSON object at the `info` level on stderr when it
+//! receives SIGUSR1, and every `--stats-every`: the line's message is `statistics now: ` and the
+//! object. [`live_stats_line`] writes it, [`parse_live_stats_line`] reads it (prefix and colours
+//! allowed, as for the ready line). Stdout keeps its one line, at exit.
+//!
 //! The counters are those of [`StatsSummary`], whose field documentation says the same. A new
 //! field may be added within version 1 (readers ignore fields they do not know, and take a
 //! field a server does not print as zero); renaming or removing one, or changing its meaning,
@@ -171,6 +178,22 @@ pub fn parse_stats_line(line: &str) -> Result<StatsSummary, WireError> {
     serde_json::from_value(serde_json::Value::Object(object)).map_err(bad_json)
 }
 
+/// The words before the object in a live statistics line.
+const LIVE_WORDS: &str = "statistics now: ";
+
+/// The message of a live statistics line: `statistics now: ` and [`stats_line`]'s object.
+pub fn live_stats_line(summary: &StatsSummary) -> String {
+    format!("{LIVE_WORDS}{}", stats_line(summary))
+}
+
+/// The statistics in a live statistics line (a `tracing` prefix and colours allowed), or
+/// `None` when `line` is not one.
+pub fn parse_live_stats_line(line: &str) -> Option<Result<StatsSummary, WireError>> {
+    let line = strip_ansi(line);
+    let (_, object) = line.split_once(LIVE_WORDS)?;
+    Some(parse_stats_line(object.trim()))
+}
+
 /// Reads the statistics from a server's whole stdout: its last non-empty line.
 pub fn parse_stats_output(stdout: &str) -> Result<StatsSummary, WireError> {
     let line = stdout
@@ -184,6 +207,20 @@ pub fn parse_stats_output(stdout: &str) -> Result<StatsSummary, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_statistics_line_round_trips() {
+        let summary = StatsSummary {
+            served: 7,
+            ..StatsSummary::default()
+        };
+        let logged = format!(
+            "2026-01-01T00:00:00Z  INFO joke_server::shutdown: {}",
+            live_stats_line(&summary)
+        );
+        assert_eq!(parse_live_stats_line(&logged).unwrap().unwrap(), summary);
+        assert!(parse_live_stats_line("listening on 127.0.0.1:1").is_none());
+    }
 
     #[test]
     fn the_ready_line_round_trips() {

@@ -25,6 +25,7 @@
 
 mod common;
 mod conformance;
+mod faults;
 mod hostile_clients;
 mod live_edits;
 mod run_act;
