@@ -1,22 +1,11 @@
 //! # Act II: the blocking read moves off the worker threads
 //!
-//! Act I read the joke with blocking `std::fs` calls right inside the connection's task, and
-//! every read held a runtime worker thread hostage. The fix here changes one line: the same
-//! blocking read is handed to [`tokio::task::spawn_blocking`], which runs it on Tokio's
-//! *blocking pool*, a separate set of threads (up to 512 by default) kept for exactly this. The
-//! connection's task `.await`s the result, and while it waits the worker thread is free to
-//! accept, write, and run every other connection.
-//!
-//! There is a second way, chosen with `--mode block-in-place`:
-//! [`tokio::task::block_in_place`]. It does not move the work anywhere. It tells the runtime
-//! "this worker is about to block": the worker hands the tasks queued on it (and its role of
-//! worker) to a fresh thread, then runs the blocking closure right here, in place, and goes
-//! back to being a worker afterwards. It needs the multi-thread runtime (it panics on a
-//! current-thread runtime, where there is no other thread to hand the work to). It is the true
-//! heir of 2018's `tokio_threadpool::blocking`, which the seed article used: same idea, same
-//! trade-off. It saves the hop to another thread and back, and the closure may borrow from the
-//! task (no `'static` needed), but the *task* itself is stuck for the whole read: anything else
-//! it was doing in a `select!` or `join!` waits too.
+//! The same blocking read as Act I, handed to [`tokio::task::spawn_blocking`], which runs it
+//! on Tokio's blocking pool while the connection's task `.await`s the result. With
+//! `--mode block-in-place` it runs in place instead, under [`tokio::task::block_in_place`],
+//! which first hands this worker's core to another thread (so it needs the multi-thread
+//! runtime: on `--flavor current-thread` this mode is refused at start-up). What each costs is
+//! in `docs/src/act2-spawn-blocking.md`.
 //!
 //! Run it, and fire a burst of connections at it from a second terminal:
 //!
@@ -26,12 +15,10 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: stop the server with Ctrl-C and read its last line. With `spawn-blocking`
-//! the "polls slower than 1000 µs" count stays near zero: the connection task polls, hands the
-//! read away, and returns at once. With `block-in-place` it shows one slow poll per joke, as in
-//! Act I, because the task's poll really does last the whole read; the difference is that the
-//! runtime moved every *other* task away first, so the burst is served about as fast as with
-//! `spawn-blocking` instead of crawling.
+//! What to watch: the summary line's slow polls. With `spawn-blocking` they stay near zero;
+//! with `block-in-place` there is about one per joke, as in Act I, and yet the heartbeat p99
+//! stays far below Act I's: a slow poll names the task that held a thread, not the tasks
+//! that waited.
 
 use joke_server::{Act, JokeToServe, RuntimeFlavor, ServeError};
 use tokio::io::AsyncWriteExt;

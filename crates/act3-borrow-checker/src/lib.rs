@@ -1,54 +1,16 @@
 //! # Act III: the version that does not compile
 //!
-//! Acts I and II wrote the whole joke with one `write_all`. The seed article then tried to be
-//! more "streaming": turn the joke's lines into a stream and, with a combinator, write each
-//! line to the socket as it comes. In today's Rust that first attempt reads:
+//! Write each line of the joke with `stream::iter(lines).for_each(move |line| async move {
+//! socket.write_all(..) })` and rustc refuses with E0507: `for_each` takes an `FnMut`, and
+//! each call's future would carry the one `&mut` socket away from the closure. The full
+//! message is in `compile-error.txt`; the reasoning is in `docs/src/act3-borrow-checker.md`.
+//! Two ways out, both tested: [`write_lines_threading_the_socket`] (`try_fold` hands the
+//! socket from step to step) and [`write_lines_in_a_loop`] (the plain `async` loop).
 //!
-//! ```text
-//! stream::iter(lines)
-//!     .for_each(move |line| async move {
-//!         let _ = socket.write_all(line.as_bytes()).await;
-//!     })
-//!     .await;
-//! ```
-//!
-//! and the compiler refuses it with `error[E0507]: cannot move out of `socket`, a captured
-//! variable in an `FnMut` closure` (the full message, as rustc prints it today, is in
-//! `compile-error.txt` beside this crate). Why:
-//!
-//! - `for_each` calls its closure once per line, so the closure is an `FnMut`: it must still
-//!   be whole after each call.
-//! - Each call returns a future (the `async move` block) that lives on after the call
-//!   returns, until it is awaited. To use the socket, that future must hold the socket, so
-//!   `async move` moves `socket` (a `&mut TcpStream`, which cannot be copied) out of the
-//!   closure and into the first future.
-//! - The second call would then find the closure without its socket. Rust rejects the
-//!   first move rather than let that happen.
-//!
-//! Dropping the `move`s does not help either: the future would then *borrow* the closure's
-//! socket while the closure may be called again for the next line, and two live `&mut` to one
-//! socket are exactly what the borrow checker exists to forbid ("captured variable cannot
-//! escape `FnMut` closure body"). The compiler is right both times: nothing in `for_each`'s
-//! signature promises that one line's write finishes before the next one starts.
-//!
-//! There are two ways out, both below and both tested:
-//!
-//! - [`write_lines_threading_the_socket`]: make the socket part of the data that flows from
-//!   one step to the next. `try_fold` hands each step the accumulator *by value* and takes it
-//!   back from the step's future, so each future owns the socket while it runs and returns it
-//!   when done. (The article's fix with futures 0.1 was the same idea: `fold`, with
-//!   `tokio::io::write_all` taking the socket and giving it back.) Errors now have somewhere
-//!   to go too, which `for_each` never had: its `let _ =` threw them away.
-//! - [`write_lines_in_a_loop`]: with `async`/`await`, the plain loop says it best. The loop
-//!   body finishes one write before it asks for the next line, so one `&mut` borrow at a time
-//!   is obvious to the compiler.
-//!
-//! Act III is no server: it is this lesson and its tests. Run them with
-//! `cargo test -p act3-borrow-checker`. The doctest below, marked `compile_fail,E0507`, passes
-//! only while the broken version fails to compile; stable rustdoc does not check the error
-//! code, so `tests/still_does_not_compile.rs` also compiles it for real and checks that rustc
-//! still says E0507 (and keeps `compile-error.txt` in step; its header says how to regenerate
-//! the file).
+//! Act III is no server. Run its tests with `cargo test -p act3-borrow-checker`: the
+//! `compile_fail,E0507` doctest below passes only while the broken version fails to compile,
+//! and `tests/still_does_not_compile.rs` compiles it for real and checks that rustc still
+//! says E0507.
 
 use std::io;
 

@@ -1,35 +1,11 @@
 //! # Act IV: a future written by hand
 //!
-//! Every `.await` in the other acts hides a state machine that the compiler writes for us. Here
-//! we write one ourselves, to see what `write_all` and `forward` do for us: [`WriteLines`] is a
-//! struct that implements [`Future`] with its own `poll`. It takes the lines of a joke from a
-//! [`Stream`] (read off the runtime, on the blocking pool, by
-//! [`JokeToServe::read_lines_off_runtime`]) and drives [`AsyncWrite::poll_write`] itself.
-//!
-//! A hand-written `poll` has to get four things right that `write_all` quietly handles:
-//!
-//! 1. **Partial writes.** `poll_write` may take only part of a line (the socket's send buffer
-//!    is nearly full). We keep the line in hand and an offset into it, and the next write
-//!    starts where the last one stopped.
-//! 2. **`Pending`.** When the socket cannot take a byte now, `poll_write` returns
-//!    `Poll::Pending` *and* registers the task's waker with the socket, so the task is woken
-//!    when there is room again. We pass the `Pending` up as it is: we never return `Pending`
-//!    without someone having registered a waker, or the task would sleep forever.
-//! 3. **A zero-length write.** `Ok(0)` for a non-empty buffer means the writer will never take
-//!    these bytes. Looping on it would spin forever, so it becomes an
-//!    `io::ErrorKind::WriteZero` error, as `write_all` does.
-//! 4. **The coop budget.** Tokio cannot interrupt a task; a task gives the thread back only by
-//!    returning `Pending`. A future whose inputs are always ready (our lines are in memory;
-//!    a fast client keeps the socket writable) could loop through a huge joke in a single
-//!    poll while every other task on that worker waits. Tokio's answer is cooperative
-//!    scheduling: each task gets a budget of 128 units per turn, its own resources (sockets,
-//!    channels, timers) spend a unit each time they are ready, and once the budget is spent
-//!    they answer `Pending` and wake the task right away, so it goes to the back of the queue.
-//!    `TcpStream` already takes part, but our stream of lines is plain memory and a writer in a
-//!    test may be too, so `WriteLines` spends one unit per line through
-//!    [`tokio::task::coop::poll_proceed`].
-//!
-//! At the end it flushes the writer (a no-op for a `TcpStream`, essential for a buffered one).
+//! [`WriteLines`] implements [`Future`] with its own `poll`: it takes the joke's lines from a
+//! [`Stream`] (read on the blocking pool by [`JokeToServe::read_lines_off_runtime`]) and
+//! drives [`AsyncWrite::poll_write`] itself, getting right what `write_all` does for us:
+//! partial writes, `Pending` with a registered waker, `Ok(0)`, and the coop budget. Each is
+//! explained in `docs/src/act4-custom-future.md`; the unit tests below drive it with a writer
+//! that takes one byte per call and says `Pending` every other call.
 //!
 //! Run it, and fire a burst of connections at it from a second terminal:
 //!
@@ -38,10 +14,9 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: like Act II, no slow polls, since the read is on the blocking pool; but a
-//! few more polls per connection than Act II (one write per line instead of one per joke).
-//! The unit tests below are the other half of the lesson: they drive `WriteLines` with a
-//! writer that takes one byte per call and says `Pending` every other call.
+//! What to watch: no slow polls in the summary line (the read is on the pool), and about as
+//! many polls per connection as Act II: a writable socket takes every line in one poll.
+//! What line-by-line writing costs is write calls, one per line, not polls.
 
 use std::fmt;
 use std::future::Future;

@@ -1,31 +1,13 @@
 //! # Act V: a reader thread and a channel
 //!
-//! Two workers, each doing what it is good at. A *reader* runs on Tokio's blocking pool
-//! (`spawn_blocking`), where blocking is allowed: it reads the joke line by line with ordinary
-//! blocking calls and sends each line into a [`tokio::sync::mpsc`] channel with
-//! [`Sender::blocking_send`](mpsc::Sender::blocking_send) *as soon as it is read*. The
-//! *connection task* stays on the runtime: it receives the lines with `recv().await` and writes
-//! each to the socket. Neither ever blocks the other's thread.
-//!
-//! The seed article used an **unbounded** channel. It works, until a client reads slowly: the
-//! reader never has to wait, so it reads on and the channel holds everything not yet written;
-//! for whole files and database cursors, one slow client means the whole file in memory. A
-//! **bounded** channel (here [`LINES_IN_FLIGHT`] lines) gives *backpressure*: when it is full,
-//! `blocking_send` waits until the connection has taken a line, so the reader is never more
-//! than the bound (and the line in its hand) ahead of the socket. The price is where it waits:
-//! a reader parked in `blocking_send` holds a blocking-pool thread for as long as its client
-//! dawdles, so N slow clients park N pool threads, and the pool is capped (512 by default).
-//! `--backpressure send-await` is the other shape: each line is read on the pool, one trip per
-//! line, and sent with `send().await` on the runtime, which waits without holding any thread,
-//! at the cost of a pool round trip per line.
-//!
-//! The channel carries `Result`s, so a read error travels the same road as the lines. The file
-//! is checked when it is opened (an error then is the *first* item, before anything was
-//! written: the harness reloads the index and tries again) and again after the joke's last
-//! byte. A change found that late comes after lines were written: the connection returns
-//! [`ServeError::CutShort`] and the harness resets the connection, so the client never takes
-//! the part for a whole joke. Should the client go away, the connection task stops receiving,
-//! the channel closes, and the reader's next send fails, which stops it too.
+//! A reader on the blocking pool sends each line into a bounded [`tokio::sync::mpsc`]
+//! channel as soon as it has read it ([`Sender::blocking_send`](mpsc::Sender::blocking_send));
+//! the connection task receives with `recv().await` and writes each line. The bound
+//! ([`LINES_IN_FLIGHT`]) keeps the reader at most that far ahead of the socket; the price is
+//! a pool thread parked for as long as a slow client dawdles, and `--backpressure send-await`
+//! is the other shape. A change to the file found after lines went out ends in
+//! [`ServeError::CutShort`], so the harness resets the connection rather than let a part pass
+//! for a whole joke. The why is in `docs/src/act5-channel.md`.
 //!
 //! Run it, and fire a burst of connections at it from a second terminal:
 //!
@@ -34,11 +16,8 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: stop the server with Ctrl-C and read its last line. "0 of N polls slower
-//! than 1000 µs", like Act II: the reading is on the pool. Polls per connection (N ÷ jokes
-//! served) stay about Act II's: a writable socket takes each line at once, so the task rarely
-//! waits for one. What grows is the number of write calls, one per line (see the book's
-//! figures); and with clients that do not read, the pool threads (`--backpressure`).
+//! What to watch: no slow polls in the summary line, like Act II (the reading is on the pool),
+//! and polls per connection about Act II's; what grows is write calls, one per line.
 
 use joke_index::ReadError;
 use joke_server::{Act, JokeToServe, ServeError};

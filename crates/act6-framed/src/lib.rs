@@ -1,41 +1,12 @@
 //! # Act VI: frames, a codec and a sink
 //!
-//! Act IV wrote its own future to push lines into a socket. `tokio-util` has that machinery
-//! ready-made: a [`FramedWrite`] wraps any `AsyncWrite` and turns it into a [`Sink`] of
-//! *frames*, with a *codec* saying how one frame becomes bytes. [`LinesCodec`] is the codec for
-//! text lines: a frame is a `String`, written as its bytes followed by `\n`. The frames are
-//! gathered in a buffer and written to the socket in big pieces, so a short joke still goes
-//! out in one `write`, not one per line.
-//!
-//! The joke's lines come as a [`Stream`] (read off the runtime by
-//! [`JokeToServe::read_lines_off_runtime`]), and a stream is poured into a sink in one call.
-//! There are two such calls, and the difference matters here:
-//!
-//! - [`StreamExt::forward`] sends every item, flushes, and then **closes** the sink. Closing a
-//!   `FramedWrite` shuts down the socket's writing side (`poll_shutdown`).
-//! - [`SinkExt::send_all`] sends every item and flushes, and leaves the sink **open**.
-//!
-//! We use `send_all`: closing the connection is the harness's job. It shuts down our side,
-//! then drains what the client sent before it closes (RFC 865's polite close, so that a
-//! talkative client is not answered with a reset). With `forward` the shutdown would happen
-//! here, and the harness's own shutdown would then find the socket already half-closed.
-//!
-//! Two details the seed article tripped over, in their modern form:
-//!
-//! - **Errors.** The sink's error type is the codec's, [`LinesCodecError`], while a connection
-//!   handler speaks `io::Error`; and `send_all` insists that the stream's error type be the
-//!   sink's. `sink_map_err` converts the sink's errors on the way out (the article needed the
-//!   same adapter, and a page of type errors to find out). [`LinesCodecError::Io`] carries the
-//!   socket's own error, which we unwrap.
-//! - **The line limit.** [`LinesCodec::new_with_max_length`] bounds the line the codec will
-//!   *decode*: a server that reads lines from clients with a plain `LinesCodec::new()` lets one
-//!   client that never sends `\n` fill its memory. Encoding is not checked against the limit
-//!   (a `String` we hand it is written whatever its length), so for our writing side the limit
-//!   is a habit worth keeping rather than a guard.
-//!
-//! The bytes are the same as every other act's: our lines end in `\n`, which we take off
-//! because `LinesCodec` puts one back. A line that ends in `\r` (content, see DESIGN.md) keeps
-//! it: the codec does not touch what is inside a line.
+//! [`FramedWrite`] with [`LinesCodec`] turns the socket into a [`Sink`](futures::Sink) of lines, and the
+//! joke's [`Stream`] of lines (read on the blocking pool by
+//! [`JokeToServe::read_lines_off_runtime`]) is poured into it with [`SinkExt::send_all`],
+//! which flushes and leaves the socket open for the harness's polite close (`forward` would
+//! close it). `sink_map_err` turns the codec's [`LinesCodecError`] back into the socket's
+//! `io::Error`. The sink buffers frames, so a short joke leaves in one write. The why is in
+//! `docs/src/act6-framed.md`.
 //!
 //! Run it, and fire a burst of connections at it from a second terminal:
 //!
@@ -44,8 +15,9 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: no slow polls (the read is on the blocking pool), and fewer polls per
-//! connection than Acts IV and V, thanks to the buffer: one write per joke.
+//! What to watch: no slow polls in the summary line (the read is on the pool); polls per
+//! connection about Act II's. The difference from Acts IV and V is write calls: one per joke
+//! here, one per line there.
 
 use std::io;
 

@@ -1,30 +1,11 @@
 //! # Act VII: `tokio::fs`
 //!
-//! The obvious question after six acts: why not just use Tokio's own files? [`tokio::fs::File`]
-//! looks like a socket (`AsyncRead`, `AsyncSeek`, `.await` everywhere), so this act opens the
-//! jokes file with it, seeks to the joke's byte offset from the index, reads the joke's lines
-//! asynchronously through a [`BufReader`], and writes the joke.
-//!
-//! The catch is in Tokio's own documentation: ordinary files have no readiness to wait for
-//! on Linux (epoll says a file is always ready, and then `read` blocks anyway), so `tokio::fs`
-//! runs every call on the blocking pool, exactly like Act II, with `spawn_blocking` under the
-//! hood. What it saves is typing; what it costs is *round trips*. Act II hands one closure to
-//! the pool per joke (open, check, seek, read, check, all in one go). Here every `.await` on
-//! the file is a trip of its own: `open`, `metadata`, `seek`, each buffer-full of `read`, and
-//! `metadata` again, at least five. Each trip queues a job for a pool thread, wakes it, runs a
-//! few microseconds of system call, then wakes our task again on a worker, and the task may
-//! have moved meanwhile. For a few hundred bytes of joke, that bookkeeping is most of the work.
-//! The rule of thumb from Tokio's docs: batch file work into one `spawn_blocking` when you can
-//! (Act II), and use `tokio::fs` where convenience matters more than a few microseconds.
-//!
-//! The checks stay: the file's metadata is compared with the index before and after the
-//! read, and not a byte goes to the client until both pass, so an edit that races the read
-//! yields a retry, never a torn joke.
-//!
-//! Why `read_line` and not `lines()`: `lines()` removes the `\n` *and* a `\r` before it, so a
-//! line whose content ends in `\r` would come back different. `read_line` keeps every byte,
-//! and the index's [`served_from_raw`](joke_index::Index::served_from_raw) then produces the
-//! served form exactly as every other act does.
+//! The jokes file opened with [`tokio::fs::File`], the joke's offset sought, its lines read
+//! through a [`BufReader`] with `read_line` (which keeps a `\r` that is content), and the
+//! file's metadata checked against the index before and after. Ordinary files have no
+//! readiness to wait for, so `tokio::fs` runs each call on the blocking pool: every `.await`
+//! on the file is a round trip of its own. Why, and what dropping such a future does not
+//! cancel, is in `docs/src/act7-tokio-fs.md`.
 //!
 //! Run it, and fire a burst of connections at it from a second terminal:
 //!
@@ -33,8 +14,8 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: no slow polls, as in Act II (the delay is slept on the blocking pool, before
-//! the open), but more polls per connection: one per trip to the pool.
+//! What to watch: no slow polls in the summary line (the delay is slept on the pool, before
+//! the open), and the most polls per connection of all acts: one per trip to the pool.
 
 use std::io::{self, SeekFrom};
 

@@ -1,30 +1,12 @@
 //! # Finale: don't read the file at all
 //!
-//! Seven acts moved the file I/O around: onto the worker, onto the blocking pool, into a
-//! channel, behind `tokio::fs`. The fastest file I/O is the one not done. The jokes file is a
-//! few tens of kilobytes; so at start-up (and after every reload) we read every joke once,
-//! in one sequential pass ([`Index::read_served_blocking`]), and keep them in memory: one
-//! buffer of [`Bytes`] holding every joke in served form, one after the other, and where each
-//! ends. Serving a joke is then one `write_all` of bytes already in served form, and the cache
-//! costs the size of its jokes (a 100 MB file is about 100 MB of cache, not one allocation per
-//! joke).
-//!
-//! `Bytes` is a reference-counted view of a buffer: slicing one copies a pointer and bumps a
-//! counter, never the joke. Each connection takes its own slice (so no lock is held across the
-//! `.await` of the write), and the cache itself sits behind an [`ArcSwapOption`], which every
-//! connection reads without taking a lock.
-//!
-//! The one subtlety is reloading. When the file changes, the harness builds a new index and
-//! hands it to [`Act::index_loaded`] *before* publishing it; we read the new jokes and swap in
-//! a new cache. A connection that picked its joke from the old index just before the swap may
-//! then meet the new cache, whose joke 7 is not the old index's joke 7 (and the new file may
-//! hold fewer jokes). So the cache remembers the very index it was read from, and a joke is
-//! served only when its index is that one (`Arc::ptr_eq`). Otherwise we report the joke as
-//! stale ([`ReadError::Changed`]) before writing anything; the harness then picks again from
-//! the current index. Serving from a mismatched cache would send a joke that was never the one
-//! chosen, or panic on an index out of range.
-//!
-//! `--io-delay` has nothing to slow down here: there is no per-joke file I/O.
+//! At start-up and after every reload, every joke is read once ([`Index::read_served_blocking`])
+//! into one [`Bytes`] buffer in served form; serving is one `write_all` of a slice of it. The
+//! cache sits behind an [`ArcSwapOption`] and remembers the index it was read from: a joke
+//! picked from another index is reported stale ([`ReadError::Changed`]) before anything is
+//! written, and the harness picks again. The cache costs the size of the jokes (about twice
+//! that during a reload); `docs/src/finale-cached.md` says more. `--io-delay` has nothing to
+//! slow down here.
 //!
 //! Run it, and fire a burst of connections at it from a second terminal:
 //!
@@ -33,8 +15,8 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: the shortest burst of all, no slow polls, the fewest polls per connection;
-//! and the delay changes nothing.
+//! What to watch: the fewest polls per connection of all acts, no slow polls, and a summary
+//! line that the delay does not change.
 
 use std::sync::Arc;
 
