@@ -79,8 +79,8 @@ pub struct IoUring {
 #[derive(Debug, Default)]
 struct Tally {
     jokes: AtomicU64,
-    /// Taken once the ring is proven, in the runtime that serves.
-    since: Mutex<Option<TaskCounts>>,
+    /// Whether the shutdown report was started (once, in the runtime that serves).
+    report: Mutex<bool>,
 }
 
 // ANCHOR: serve
@@ -96,20 +96,17 @@ impl Act for IoUring {
         Ok(())
     }
 
-    /// Runs on the blocking pool, in the runtime that will serve, at start-up and after each
-    /// reload: the place to prove the ring before the first joke.
+    /// Runs at start-up and after each reload, before any joke is read from the index: the
+    /// place to prove the ring, and to start the shutdown report in the runtime that serves.
     fn index_loaded(&self, index: &Arc<Index>) -> Result<(), ReadError> {
-        let refused = |reason: String| ReadError::Io {
+        prove_the_ring(index).map_err(|reason| ReadError::Io {
             path: index.path().to_path_buf(),
             source: io::Error::other(format!("io_uring is not available: {reason}")),
-        };
-        let handle = Handle::try_current()
-            .map_err(|_| refused("not called inside a Tokio runtime".to_string()))?;
-        handle.block_on(prove_the_ring(index)).map_err(refused)?;
-        let mut since = self.tally.since.lock().unwrap_or_else(|e| e.into_inner());
-        if since.is_none() {
-            *since = Some(handle.block_on(TaskCounts::now()));
+        })?;
+        let mut started = self.tally.report.lock().unwrap_or_else(|e| e.into_inner());
+        if let (false, Ok(handle)) = (*started, Handle::try_current()) {
             handle.spawn(report_at_shutdown(Arc::clone(&self.tally)));
+            *started = true;
         }
         Ok(())
     }
@@ -117,23 +114,38 @@ impl Act for IoUring {
 // ANCHOR_END: serve
 
 // ANCHOR: prove
-/// Makes a first ring operation (Tokio creates the ring lazily, on the first file operation
-/// that could use it) and checks that the process now holds an io_uring descriptor. Tokio
-/// falls back to the blocking pool without a word when the kernel refuses the ring; this is
-/// how the act notices.
-async fn prove_the_ring(index: &Index) -> Result<(), String> {
+/// Makes a first ring operation and checks that the process then holds an io_uring
+/// descriptor: Tokio falls back to the blocking pool without a word when the kernel refuses the
+/// ring, and this is how the act notices. Tokio creates a runtime's ring lazily, on its first
+/// file operation; whether the kernel grants one is decided for the whole process (the sysctl,
+/// a seccomp filter), so the probe runs in a small runtime of its own, on a thread of its own:
+/// that works wherever `index_loaded` is called from, even inside another runtime. The serving
+/// runtime's own ring is counted in the shutdown report.
+fn prove_the_ring(index: &Index) -> Result<(), String> {
     if !cfg!(target_os = "linux") {
         return Err("io_uring is a Linux interface, and this is not Linux".to_string());
     }
-    OpenOptions::new()
-        .read(true)
-        .open(index.path())
-        .await
-        .map_err(|error| format!("opening {}: {error}", index.path().display()))?;
-    match ring_descriptors() {
-        Ok(0) => Err(why_no_ring()),
-        Ok(_) => Ok(()),
-        Err(error) => Err(format!("cannot look at /proc/self/fd: {error}")),
+    let probe = || -> Result<usize, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start a Tokio runtime: {error}"))?;
+        runtime.block_on(async {
+            // Held open until the count: the ring lives as long as this runtime.
+            let _file = OpenOptions::new()
+                .read(true)
+                .open(index.path())
+                .await
+                .map_err(|error| format!("opening {}: {error}", index.path().display()))?;
+            ring_descriptors().map_err(|error| format!("cannot look at /proc/self/fd: {error}"))
+        })
+    };
+    let rings = std::thread::scope(|scope| scope.spawn(probe).join())
+        .map_err(|_| "the probe thread panicked".to_string())??;
+    if rings == 0 {
+        Err(why_no_ring())
+    } else {
+        Ok(())
     }
 }
 
@@ -207,13 +219,13 @@ async fn report_at_shutdown(tally: Arc<Tally>) {
     ) else {
         return;
     };
+    // Counted from here, before the first joke: the index is loaded, nothing is served yet.
+    let since = TaskCounts::now().await;
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
     let now = TaskCounts::now().await;
-    let since = *tally.since.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(since) = since else { return };
     let jokes = tally.jokes.load(Ordering::Relaxed);
     let blocking = now.blocking_since(since);
     let metrics = Handle::current().metrics();
