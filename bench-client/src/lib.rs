@@ -76,6 +76,8 @@ impl std::error::Error for BadInput {}
 // ANCHOR: run
 /// Runs what the command line asks for, and returns the exit code.
 pub fn run(opts: Opts) -> ExitCode {
+    // A figures file says how loaded the machine was when the run began.
+    printer::note_load_at_start();
     let outcome = match opts.command {
         // The server builds its own runtime and installs its own signal handlers: hand it the
         // process before we start anything of ours. It follows the death of the `compare` that

@@ -8,6 +8,8 @@ mod figures;
 mod rate;
 mod text;
 
+pub(crate) use figures::note_load_at_start;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
