@@ -80,7 +80,26 @@ impl ServerArgs {
     pub fn jokes_path(&self) -> PathBuf {
         self.jokes.clone().unwrap_or_else(default_jokes_path)
     }
+
+    /// What the options allow but almost certainly do not mean, one warning each, for the log
+    /// at start-up: an `--io-delay` of minutes or hours (`2h` for `2ms`) would make every
+    /// client wait that long for its joke without a word.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if *self.io_delay > LONGEST_PLAUSIBLE_IO_DELAY {
+            warnings.push(format!(
+                "--io-delay {}: every joke will wait that long for its read, longer than any \
+                 client waits (bench-client gives up after 10s); a simulated slow disk is a few \
+                 milliseconds, such as --io-delay 2ms",
+                self.io_delay
+            ));
+        }
+        warnings
+    }
 }
+
+/// Above this, [`ServerArgs::warnings`] warns about `--io-delay` (the book's longest is 15s).
+const LONGEST_PLAUSIBLE_IO_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The jokes file a server serves when `--jokes` is not given: `jokes.txt` in the current
 /// folder, else a copy of the project's `jokes.txt` built into this binary. Tools that start
@@ -302,6 +321,23 @@ mod tests {
         );
         let error = parse_duration("-1ms").unwrap_err();
         assert!(error.contains("cannot be negative"), "{error}");
+    }
+
+    #[test]
+    fn an_io_delay_of_hours_is_warned_about() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Test {
+            #[command(flatten)]
+            server: ServerArgs,
+        }
+        let args = |delay: &str| Test::parse_from(["test", "--io-delay", delay]).server;
+        assert_eq!(args("2ms").warnings(), Vec::<String>::new());
+        assert_eq!(args("15s").warnings(), Vec::<String>::new());
+        let warnings = args("2h").warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("--io-delay 2h: "), "{warnings:?}");
+        assert!(warnings[0].contains("--io-delay 2ms"), "{warnings:?}");
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub fn run_act_from<X: Args, A: Act>(
         return ExitCode::from(exit_code::BAD_INPUT);
     }
     raise_open_files_limit();
+    for warning in cli.server.warnings() {
+        tracing::warn!("{warning}");
+    }
     // ANCHOR: signals
     // Signal handlers are installed before the server starts, so a SIGTERM that arrives right
     // after "listening on" is a clean shutdown, not the default kill. They are received on a
