@@ -68,8 +68,10 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ActsOpts {
     /// The acts to run, comma-separated: full names, or prefixes such as act1, act2 (both of
-    /// its modes), finale [default: all].
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = acts::parse_selection)]
+    /// its modes), finale [default: all; act8-io-uring when its own build exists, see
+    /// `act8-io-uring --help`].
+    #[arg(long, value_name = "LIST", value_delimiter = ',',
+          value_parser = crate::separate_build::parse_selection)]
     pub(crate) acts: Vec<acts::Selection>,
 
     /// The jokes file every server serves and every joke is checked against
@@ -89,7 +91,7 @@ impl ActsOpts {
             }
         }
         if chosen.is_empty() {
-            chosen = acts::available().collect();
+            chosen = crate::separate_build::every_runnable_act();
         }
         chosen
     }
@@ -199,6 +201,14 @@ pub(crate) struct CompareOpts {
     /// Passed to every server: a blocking sleep wherever the act reads the jokes file.
     #[arg(long, default_value = "0ms", value_parser = duration, allow_hyphen_values = true)]
     pub(crate) io_delay: Duration,
+
+    /// Serve the jokes file from a disk that is really slow: mount slowfs (every read request
+    /// takes at least DELAY, no page cache, 32 requests at once) over the file's folder in a
+    /// temporary mount point, point every act at the mounted copy, unmount at the end (also on
+    /// Ctrl-C, SIGTERM or a panic). Needs FUSE: root, or fusermount3 (Debian: fuse3); Linux.
+    #[arg(long, value_name = "DELAY", value_parser = duration, conflicts_with = "io_delay",
+          allow_hyphen_values = true)]
+    pub(crate) slow_disk: Option<Duration>,
 
     /// Passed to every server: the runtime it runs on.
     #[arg(long, value_enum, default_value_t = joke_server::Flavor::MultiThread)]

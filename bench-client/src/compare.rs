@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::load::{LoadPlan, run_round};
 use crate::servers::{ServerOutcome, ServerProcess};
+use crate::slow_disk::{DiskReport, ThreadPeaks, ThreadSampler};
 use crate::stats::{LoadReport, Tally};
 use crate::verify::JokeSet;
 use crate::{BadInput, progress_bar};
@@ -25,6 +26,8 @@ pub(crate) struct CompareSettings {
     pub(crate) io_delay: Duration,
     pub(crate) flavor: Flavor,
     pub(crate) jokes: PathBuf,
+    /// The disk `jokes` is on, for the report (see `slow_disk`).
+    pub(crate) disk: DiskReport,
 }
 
 /// The result of `compare`, as printed and as serialised. The keys are documented in
@@ -38,6 +41,8 @@ pub(crate) struct CompareReport {
     pub(crate) flavor: &'static str,
     pub(crate) timeout_ms: f64,
     pub(crate) jokes: PathBuf,
+    /// The disk every act read its jokes from: page cache, `--io-delay` or slowfs.
+    pub(crate) disk: DiskReport,
     /// Whether bench-client (and so every server) was built with optimisations.
     pub(crate) optimized: bool,
     /// The act the ratios are taken against, when it was in the run.
@@ -60,6 +65,9 @@ pub(crate) struct ActReport {
     pub(crate) server: Option<StatsSummary>,
     /// Polls of connection tasks per joke served (`null` without statistics or jokes).
     pub(crate) polls_per_connection: Option<f64>,
+    /// The most threads the server had at once during its rounds, by kind (`null` where
+    /// /proc cannot tell).
+    pub(crate) threads: Option<ThreadPeaks>,
     pub(crate) server_exit_code: Option<i32>,
     /// What went wrong with the server process, if anything.
     pub(crate) server_problem: Option<String>,
@@ -129,15 +137,26 @@ pub(crate) async fn compare(settings: &CompareSettings) -> anyhow::Result<Compar
         })
         .collect();
     let mut tallies = vec![Tally::default(); servers.len()];
+    let mut threads: Vec<Option<ThreadPeaks>> = vec![None; servers.len()];
     let total = (settings.conns * settings.rounds * servers.len()) as u64;
     let progress = progress_bar(total);
     for round in 1..=settings.rounds {
-        for ((server, plan), tally) in servers.iter().zip(&plans).zip(&mut tallies) {
+        for (((server, plan), tally), peaks) in servers
+            .iter()
+            .zip(&plans)
+            .zip(&mut tallies)
+            .zip(&mut threads)
+        {
             progress.set_message(format!(
                 "round {round}/{}: {}",
                 settings.rounds, server.act.name
             ));
+            let sampler = ThreadSampler::start(server.pid());
             tally.add_round(&run_round(plan, &progress).await);
+            *peaks = match (*peaks, sampler.stop().await) {
+                (Some(before), Some(now)) => Some(before.max(now)),
+                (before, now) => now.or(before),
+            };
         }
     }
     progress.finish_and_clear();
@@ -159,7 +178,8 @@ pub(crate) async fn compare(settings: &CompareSettings) -> anyhow::Result<Compar
         .iter()
         .zip(loads)
         .zip(outcomes)
-        .map(|((act, load), outcome)| ActReport {
+        .zip(threads)
+        .map(|(((act, load), outcome), threads)| ActReport {
             act: act.name,
             title: act.title,
             ratio_to_baseline: baseline
@@ -172,6 +192,7 @@ pub(crate) async fn compare(settings: &CompareSettings) -> anyhow::Result<Compar
                 .as_ref()
                 .filter(|stats| stats.served > 0)
                 .map(|stats| stats.polls as f64 / stats.served as f64),
+            threads,
             server: outcome.stats,
             server_exit_code: outcome.exit_code,
             server_problem: outcome.problem,
@@ -184,6 +205,7 @@ pub(crate) async fn compare(settings: &CompareSettings) -> anyhow::Result<Compar
         flavor: settings.flavor.name(),
         timeout_ms: settings.timeout.as_secs_f64() * 1e3,
         jokes,
+        disk: settings.disk.clone(),
         optimized: !cfg!(debug_assertions),
         baseline: baseline.map(|(name, _)| name),
         acts,
@@ -213,6 +235,7 @@ impl CompareReport {
             flavor: "multi-thread",
             timeout_ms: 10_000.0,
             jokes: PathBuf::from("jokes.txt"),
+            disk: DiskReport::plain(Duration::from_millis(2)),
             optimized: true,
             baseline: None,
             acts: vec![ActReport {
@@ -228,6 +251,7 @@ impl CompareReport {
                     ..StatsSummary::default()
                 }),
                 polls_per_connection: Some(2.5),
+                threads: None,
                 server_exit_code: Some(0),
                 server_problem: None,
             }],

@@ -34,8 +34,10 @@ mod load;
 mod printer;
 mod rate;
 // The servers `compare` and `soak` start, about to be replaced by the harness's supervisor.
+mod separate_build;
 #[allow(unreachable_pub)]
 mod servers;
+mod slow_disk;
 mod soak;
 mod stats;
 mod sweep;
@@ -94,7 +96,9 @@ pub fn run(opts: Opts) -> ExitCode {
         Ok(false) => ExitCode::from(exit_code::FAILURE),
         Err(error) => {
             eprintln!("bench-client: error: {error:#}");
-            if error.is::<BadInput>() {
+            if let Some(interrupted) = error.downcast_ref::<slow_disk::Interrupted>() {
+                ExitCode::from(128 + interrupted.number)
+            } else if error.is::<BadInput>() {
                 ExitCode::from(exit_code::BAD_INPUT)
             } else {
                 ExitCode::from(exit_code::FAILURE)
@@ -245,7 +249,7 @@ fn run_sweep(opts: SweepOpts) -> anyhow::Result<bool> {
 fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
     warn_if_unoptimised();
     load::ensure_open_files(opts.conns.get());
-    let settings = CompareSettings {
+    let mut settings = CompareSettings {
         acts: opts.acts.chosen(),
         conns: opts.conns.get(),
         rounds: opts.rounds.get(),
@@ -253,8 +257,22 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
         io_delay: opts.io_delay,
         flavor: opts.flavor,
         jokes: opts.acts.jokes_path(),
+        disk: slow_disk::DiskReport::plain(opts.io_delay),
     };
-    let report = client_runtime()?.block_on(compare(&settings))?;
+    let runtime = client_runtime()?;
+    let report = match opts.slow_disk {
+        None => runtime.block_on(compare(&settings))?,
+        // The handlers before the mount, the mount before the servers; the mount is dropped
+        // (unmounted) after the servers, however the run ends.
+        Some(delay) => runtime.block_on(async {
+            let signals = slow_disk::Signals::install()?;
+            let disk = slow_disk::SlowDisk::mount(&settings.jokes, delay)?;
+            settings.jokes = disk.jokes.clone();
+            let mut report = signals.unless_interrupted(compare(&settings)).await?;
+            report.disk = disk.report();
+            anyhow::Ok(report)
+        })?,
+    };
     printer::print(opts.shared.output, Report::Compare(&report))?;
     if let Some(path) = &opts.chart {
         printer::write_chart(path, &report)?;

@@ -56,15 +56,22 @@ impl ServerProcess {
         wrapper: &[OsString],
         extra: &[OsString],
     ) -> anyhow::Result<Self> {
-        let me = std::env::current_exe().context("finding bench-client's own binary")?;
+        // An act of a separate build (Act VIII) runs as that build's binary; every other act
+        // as `<this binary> serve ACT`.
+        let (program, serve): (_, &[&str]) = match crate::separate_build::binary(act) {
+            Some(binary) => (binary, &[]),
+            None => (
+                std::env::current_exe().context("finding bench-client's own binary")?,
+                &["serve", act.name],
+            ),
+        };
         let launch = match wrapper.split_first() {
-            Some((program, args)) => Launch::new(program).args(args).arg(me),
-            None => Launch::new(me),
+            Some((wrapper, args)) => Launch::new(wrapper).args(args).arg(program),
+            None => Launch::new(program),
         };
         let server = launch
             .name(act.name)
-            .arg("serve")
-            .arg(act.name)
+            .args(serve)
             .args(["--addr", "127.0.0.1:0", "--jokes"])
             .arg(jokes)
             .arg("--io-delay")

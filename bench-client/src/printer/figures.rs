@@ -266,6 +266,9 @@ pub(super) fn compare_figures(report: &CompareReport) -> Figures {
     figures.add("io_delay_ms", number(report.io_delay_ms));
     figures.add("flavor", report.flavor);
     figures.add("machine", machine(cpus));
+    for (key, value) in crate::slow_disk::figures(report) {
+        figures.add(&key, value);
+    }
     for act in &report.acts {
         let prefix = act_key(act.act);
         for (suffix, value) in ACT_METRICS {

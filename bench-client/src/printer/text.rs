@@ -195,6 +195,9 @@ fn write_compare_report(out: &mut String, report: &CompareReport) -> std::fmt::R
         report.flavor,
         report.jokes.display()
     )?;
+    for line in crate::slow_disk::text_lines(report) {
+        writeln!(out, "{line}")?;
+    }
     writeln!(
         out,
         "Acts interleaved round by round. wall = median wall time of a round of {} connections; \
