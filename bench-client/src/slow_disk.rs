@@ -392,20 +392,12 @@ mod tests {
 mod system_tests {
     use super::*;
 
-    fn is_mounted(path: &Path) -> bool {
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-        let path = path.to_str().unwrap();
-        mounts
-            .lines()
-            .any(|line| line.split(' ').nth(1) == Some(path))
-    }
-
     #[test]
     fn a_panic_with_the_disk_mounted_unmounts_it() {
         let jokes = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../jokes.txt"));
         let disk = SlowDisk::mount(&jokes, Duration::from_millis(1)).expect("slowfs mounts");
         let mountpoint = disk.mountpoint.clone();
-        assert!(is_mounted(&mountpoint));
+        assert!(slowfs::is_mounted(&mountpoint));
         assert_eq!(
             std::fs::read(&disk.jokes).unwrap(),
             std::fs::read(&jokes).unwrap()
@@ -416,7 +408,10 @@ mod system_tests {
         })
         .join();
         assert!(unwound.is_err());
-        assert!(!is_mounted(&mountpoint), "still mounted after the panic");
+        assert!(
+            !slowfs::is_mounted(&mountpoint),
+            "still mounted after the panic"
+        );
         assert!(!mountpoint.exists(), "the mount point was left behind");
     }
 }

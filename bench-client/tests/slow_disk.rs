@@ -54,7 +54,7 @@ fn a_missing_jokes_file_is_refused_before_mounting() {
 #[cfg(feature = "system-tests")]
 mod system {
     use std::io::{BufRead, BufReader};
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
@@ -68,14 +68,6 @@ mod system {
 
     fn jokes_file() -> PathBuf {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../jokes.txt"))
-    }
-
-    fn is_mounted(path: &Path) -> bool {
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-        let path = path.to_str().unwrap();
-        mounts
-            .lines()
-            .any(|line| line.split(' ').nth(1) == Some(path))
     }
 
     /// The mount point bench-client names on stderr (`slowfs mounted at PATH (...`).
@@ -124,7 +116,10 @@ mod system {
             mountpoint_in(&stderr).as_deref() == Some(mountpoint),
             "{stderr}"
         );
-        assert!(!is_mounted(mountpoint), "still mounted after the run");
+        assert!(
+            !slowfs::is_mounted(mountpoint),
+            "still mounted after the run"
+        );
         assert!(!mountpoint.exists(), "the mount point was left behind");
         for act in json["acts"].as_array().unwrap() {
             assert_eq!(act["load"]["succeeded"], 10, "{act:#}");
@@ -186,7 +181,7 @@ mod system {
                     break path;
                 }
             };
-            assert!(is_mounted(&mountpoint), "{log}");
+            assert!(slowfs::is_mounted(&mountpoint), "{log}");
             // Let the servers start and a few rounds read through the mount.
             std::thread::sleep(Duration::from_secs(2));
             let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
@@ -205,7 +200,10 @@ mod system {
             assert_eq!(status.code(), Some(code), "{signal:?}: {log}");
             assert!(log.contains("interrupted by"), "{log}");
             assert!(log.contains("slowfs unmounted"), "{log}");
-            assert!(!is_mounted(&mountpoint), "still mounted after {signal:?}");
+            assert!(
+                !slowfs::is_mounted(&mountpoint),
+                "still mounted after {signal:?}"
+            );
             assert!(!mountpoint.exists(), "mount point left after {signal:?}");
         }
     }

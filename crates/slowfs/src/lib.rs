@@ -169,6 +169,21 @@ fn check_dir(
     }
 }
 
+/// Whether something is mounted at `path` (as written in the mount table: give a canonical
+/// path), as this process sees the mount table. Always false where there is no
+/// `/proc/self/mountinfo` (systems other than Linux).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    // The fifth field of each line is the mount point (spaces in it are escaped as \040, so
+    // splitting at spaces is safe).
+    let path = path.to_string_lossy();
+    table
+        .lines()
+        .any(|line| line.split(' ').nth(4) == Some(&*path))
+}
+
 /// On systems other than Linux there is no slowfs: this always refuses, naming the system.
 #[cfg(not(target_os = "linux"))]
 pub fn mount(

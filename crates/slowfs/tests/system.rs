@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use slowfs::{MountGuard, Options};
+use slowfs::{MountGuard, Options, is_mounted};
 
 /// The longest any single test step may take before the test fails (and unmounts).
 const STEP_LIMIT: Duration = Duration::from_secs(30);
@@ -52,14 +52,6 @@ fn options(delay: Duration, queue_depth: usize) -> Options {
         queue_depth,
         ..Options::with_delay(delay)
     }
-}
-
-fn is_mounted(path: &Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let path = path.to_str().unwrap();
-    mounts
-        .lines()
-        .any(|line| line.split(' ').nth(4) == Some(path))
 }
 
 /// Runs `step` on another thread and fails the test if it takes longer than [`STEP_LIMIT`].
