@@ -403,7 +403,10 @@ async fn compare_runs_every_act_and_draws_the_chart() {
             act["server_problem"]
         );
         // A number, or null for an act the 2018 article did not have (Act VIII).
-        let in_2018 = !acts::entry(name.as_str().unwrap()).seed_ratio_2018.low.is_nan();
+        let in_2018 = !acts::entry(name.as_str().unwrap())
+            .seed_ratio_2018
+            .low
+            .is_nan();
         assert_eq!(
             act["seed_ratio_2018"]["low"].as_f64().is_some(),
             in_2018,
