@@ -1,7 +1,7 @@
 //! The command line every act shares.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -51,9 +51,25 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = Config::DEFAULT_MAX_CONNECTIONS, value_parser = parse_at_least_one)]
     pub max_connections: NonZeroUsize,
 
-    /// How long writing one joke may take before the client is given up on.
-    #[arg(long, default_value_t = Config::DEFAULT_WRITE_TIMEOUT.into(), value_parser = parse_duration, allow_hyphen_values = true)]
+    /// Deadline for getting the joke ready: the act's read, a reload, the wait for a blocking
+    /// thread, and handing the joke to the kernel. Time spent waiting for a slow client to take
+    /// bytes does not count (that is --write-timeout's). Past it: a reset, counted in
+    /// joke_timeouts.
+    #[arg(long, default_value_t = Config::DEFAULT_JOKE_TIMEOUT.into(), value_parser = parse_period, allow_hyphen_values = true)]
+    pub joke_timeout: humantime::Duration,
+
+    /// Write progress timeout: a client that accepts no byte of its joke for this long is cut
+    /// off with a reset (the kernel's TCP_USER_TIMEOUT); a slow client that keeps reading is
+    /// never cut. Counted in write_timeouts.
+    #[arg(long, default_value_t = Config::DEFAULT_WRITE_TIMEOUT.into(), value_parser = parse_write_timeout, allow_hyphen_values = true)]
     pub write_timeout: humantime::Duration,
+
+    /// At most N connections at once from one client address (an IPv4 address, or an IPv6
+    /// /64); the next one from that address is reset, unserved, and counted in
+    /// per_address_refusals [default: off]. Behind a balancer, turn it on only with
+    /// --proxy-protocol, or every client shares the balancer's address.
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub max_per_address: Option<NonZeroUsize>,
 
     /// On SIGINT/SIGTERM: how long the connections already queued and the jokes in flight get
     /// to finish. The process ends at most 3 s after it, however blocked it is.
@@ -69,9 +85,23 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = Config::DEFAULT_IO_DELAY.into(), value_parser = parse_duration, allow_hyphen_values = true)]
     pub io_delay: humantime::Duration,
 
-    /// Also answer UDP datagrams on the same address, one joke per datagram.
+    /// Also answer UDP datagrams on the same address, one joke per datagram. Only jokes of at
+    /// most 512 bytes are sent (start-up fails when none is that short), within a rate per
+    /// source and a global one, so that the server cannot be used as a reflection amplifier.
     #[arg(long)]
     pub udp: bool,
+
+    /// With --udp: replies per second to one source (an IPv4 address, or an IPv6 /64).
+    #[arg(long, default_value_t = Config::DEFAULT_UDP_RATE, value_parser = parse_rate)]
+    pub udp_rate: NonZeroU32,
+
+    /// With --udp: how many replies one source may get at once before --udp-rate applies.
+    #[arg(long, default_value_t = Config::DEFAULT_UDP_BURST, value_parser = parse_rate)]
+    pub udp_burst: NonZeroU32,
+
+    /// With --udp: replies per second to all sources together.
+    #[arg(long, default_value_t = Config::DEFAULT_UDP_GLOBAL_RATE, value_parser = parse_rate)]
+    pub udp_global_rate: NonZeroU32,
 }
 
 impl ServerArgs {
@@ -204,6 +234,25 @@ pub fn parse_period(text: &str) -> Result<humantime::Duration, String> {
     Ok(period)
 }
 
+/// `--write-timeout`: more than zero, and whole milliseconds the kernel can take (it becomes
+/// TCP_USER_TIMEOUT, a 32-bit count of milliseconds).
+fn parse_write_timeout(text: &str) -> Result<humantime::Duration, String> {
+    let timeout = parse_period(text)?;
+    if timeout.as_millis() == 0 || timeout.as_millis() > u128::from(u32::MAX) {
+        return Err("expected a duration from 1ms to 49 days, such as 10s".into());
+    }
+    Ok(timeout)
+}
+
+/// A rate or a burst (`--udp-rate`, `--udp-burst`, `--udp-global-rate`): at least 1.
+fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
+    let number: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| "expected a whole number, at least 1".to_owned())?;
+    NonZeroU32::new(number).ok_or_else(|| "expected a whole number, at least 1 (not 0)".into())
+}
+
 /// A count that must be at least 1 (`--workers`, `--max-connections`).
 pub fn parse_at_least_one(text: &str) -> Result<NonZeroUsize, String> {
     let number: usize = text
@@ -266,6 +315,20 @@ mod tests {
             *parse_period("10s").unwrap(),
             std::time::Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn timeouts_and_rates_refuse_nonsense() {
+        assert!(parse_write_timeout("0s").is_err());
+        assert!(parse_write_timeout("100us").is_err());
+        assert!(parse_write_timeout("100 days").is_err());
+        assert_eq!(
+            *parse_write_timeout("250ms").unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        assert!(parse_rate("0").unwrap_err().contains("at least 1"));
+        assert!(parse_rate("-3").unwrap_err().contains("at least 1"));
+        assert_eq!(parse_rate("20").unwrap().get(), 20);
     }
 
     #[test]

@@ -250,6 +250,23 @@ impl Jokes {
         JokeToServe::new(index, number, self.inner.io_delay)
     }
 
+    /// A random joke of at most `limit` raw bytes, for UDP; `None` when the current index has
+    /// none. A few random draws first (cheap, and fair when most jokes are short), then the
+    /// first short one in the file.
+    pub fn pick_short(&self, limit: u64) -> Option<JokeToServe> {
+        let index = self.current();
+        let fits = |number: usize| {
+            index
+                .span(number)
+                .is_some_and(|span| span.byte_len() <= limit)
+        };
+        let number = (0..16)
+            .map(|_| index.random_number())
+            .find(|&number| fits(number))
+            .or_else(|| (0..index.len()).find(|&number| fits(number)))?;
+        Some(JokeToServe::new(index, number, self.inner.io_delay))
+    }
+
     /// Rebuilds the index if the file changed (or always, with `force`), off the runtime.
     ///
     /// The new index is handed to the act's [`Act::index_loaded`] and then published, in one

@@ -36,11 +36,13 @@ mod entry;
 mod heartbeat;
 mod jokes;
 mod lines;
+mod per_address;
 mod server;
 mod shutdown;
 mod stats;
 #[cfg(feature = "supervisor")]
 pub mod supervisor;
+mod udp;
 pub mod wire;
 
 pub use cli::{
@@ -54,6 +56,7 @@ pub use lines::JokeLines;
 pub use server::{Config, ReloadHandle, Server, StartError};
 pub use shutdown::MARGIN as SHUTDOWN_MARGIN;
 pub use stats::{SLOW_POLL, Stats, StatsSummary};
+pub use udp::{MAX_REPLY as UDP_MAX_REPLY, MAX_SOURCES as UDP_MAX_SOURCES, UdpLimits};
 
 use std::future::Future;
 use std::io;

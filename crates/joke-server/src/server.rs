@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::jokes::{LoadError, Reload};
+use crate::per_address::PerAddress;
+pub use crate::udp::UdpLimits;
 use crate::{Act, Jokes, ServeError, ServerArgs, Stats, StatsSummary};
 
 /// Everything a server needs to know, from the command line ([`Config::from_args`]) or from a
@@ -38,14 +40,24 @@ pub struct Config {
     /// How many connections are served at once. Past it the server stops accepting, and new
     /// connections wait in the backlog.
     pub max_connections: usize,
-    /// How long serving one joke may take, the act's reading and writing together, before the
-    /// client is given up on (and the connection reset, so the cut joke is not taken as whole).
+    /// The deadline for getting the joke ready (`--joke-timeout`): the act's read, a reload, the
+    /// wait for a blocking thread, handing the joke to the kernel. Time spent waiting for the
+    /// client to take bytes is not counted. Past it the connection is reset, so a cut joke is
+    /// not taken as whole.
+    pub joke_timeout: Duration,
+    /// The write progress timeout (`--write-timeout`): a client that accepts no byte for this
+    /// long is cut off. It is the kernel's TCP_USER_TIMEOUT on each connection.
     pub write_timeout: Duration,
+    /// At most this many connections at once from one client address (`--max-per-address`;
+    /// IPv6 clients by /64). `None`: no such limit.
+    pub max_per_address: Option<usize>,
     /// The simulated slow disk (`--io-delay`): a blocking sleep of this long wherever the act
     /// does the file I/O of one joke. Zero for none.
     pub io_delay: Duration,
     /// Whether to answer UDP datagrams too, on the same address, one joke per datagram.
     pub udp: bool,
+    /// The UDP answerer's limits (`--udp-rate`, `--udp-burst`, `--udp-global-rate`).
+    pub udp_limits: UdpLimits,
     /// After the joke is written: how long to wait for the client to close its side...
     pub drain_timeout: Duration,
     /// ...and how many of its bytes to read and throw away meanwhile.
@@ -62,8 +74,16 @@ impl Config {
     pub const DEFAULT_BACKLOG: u32 = 4096;
     /// The default of `max_connections` (`--max-connections`).
     pub const DEFAULT_MAX_CONNECTIONS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
+    /// The default of `joke_timeout` (`--joke-timeout`).
+    pub const DEFAULT_JOKE_TIMEOUT: Duration = Duration::from_secs(30);
     /// The default of `write_timeout` (`--write-timeout`).
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default of `udp_limits.per_source_rate` (`--udp-rate`).
+    pub const DEFAULT_UDP_RATE: NonZeroU32 = NonZeroU32::new(2).unwrap();
+    /// The default of `udp_limits.per_source_burst` (`--udp-burst`).
+    pub const DEFAULT_UDP_BURST: NonZeroU32 = NonZeroU32::new(5).unwrap();
+    /// The default of `udp_limits.global_rate` (`--udp-global-rate`).
+    pub const DEFAULT_UDP_GLOBAL_RATE: NonZeroU32 = NonZeroU32::new(200).unwrap();
     /// The default of `io_delay` (`--io-delay`): no simulated delay.
     pub const DEFAULT_IO_DELAY: Duration = Duration::ZERO;
     /// The default of `format` (`--format`).
@@ -86,9 +106,16 @@ impl Config {
             format: Self::DEFAULT_FORMAT,
             backlog: Self::DEFAULT_BACKLOG,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS.get(),
+            joke_timeout: Self::DEFAULT_JOKE_TIMEOUT,
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            max_per_address: None,
             io_delay: Self::DEFAULT_IO_DELAY,
             udp: false,
+            udp_limits: UdpLimits {
+                per_source_rate: Self::DEFAULT_UDP_RATE,
+                per_source_burst: Self::DEFAULT_UDP_BURST,
+                global_rate: Self::DEFAULT_UDP_GLOBAL_RATE,
+            },
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
             drain_limit: Self::DEFAULT_DRAIN_LIMIT,
             grace_period: Self::DEFAULT_GRACE_PERIOD,
@@ -103,10 +130,17 @@ impl Config {
             format: args.format,
             backlog: args.backlog,
             max_connections: args.max_connections.get(),
+            joke_timeout: args.joke_timeout.into(),
             write_timeout: args.write_timeout.into(),
+            max_per_address: args.max_per_address.map(NonZeroUsize::get),
             grace_period: args.grace_period.into(),
             io_delay: args.io_delay.into(),
             udp: args.udp,
+            udp_limits: UdpLimits {
+                per_source_rate: args.udp_rate,
+                per_source_burst: args.udp_burst,
+                global_rate: args.udp_global_rate,
+            },
             ..Config::new(args.jokes_path())
         }
     }
@@ -129,6 +163,16 @@ pub enum StartError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "--udp: no joke of {} fits in one datagram of {limit} bytes (RFC 865: \"should be less \
+         than 512 characters\"); the shortest is {shortest} bytes",
+        path.display()
+    )]
+    NoJokeFitsUdp {
+        path: PathBuf,
+        limit: usize,
+        shortest: u64,
+    },
 }
 
 /// A joke server, bound and ready: call [`run`](Server::run) to serve.
@@ -137,7 +181,7 @@ pub struct Server<A: Act> {
     /// What every connection shares: the act, the jokes, the counters, the limits.
     shared: Arc<Shared<A>>,
     listener: TcpListener,
-    udp: Option<UdpSocket>,
+    udp: Option<(UdpSocket, UdpLimits)>,
     /// How many connections are served at once ([`Config::max_connections`]).
     max_connections: usize,
     /// How long jokes in flight get to finish at shutdown ([`Config::grace_period`]).
@@ -163,6 +207,8 @@ struct Shared<A> {
     stats: Arc<Stats>,
     /// The time and byte budgets of one connection.
     limits: ConnectionLimits,
+    /// The connections open per client address (`--max-per-address`), when limited.
+    per_address: Option<PerAddress>,
     /// Cancelled when the shutdown's grace period runs out, to cut the jokes still in flight.
     cut_off: CancellationToken,
 }
@@ -170,7 +216,9 @@ struct Shared<A> {
 /// The budgets of one connection, from the [`Config`].
 #[derive(Debug, Clone, Copy)]
 struct ConnectionLimits {
-    /// How long serving the joke may take.
+    /// How long getting the joke ready may take.
+    joke_timeout: Duration,
+    /// How long a client may accept no byte.
     write_timeout: Duration,
     /// How long the polite close waits for the client to close its side...
     drain_timeout: Duration,
@@ -188,9 +236,12 @@ impl<A: Act> Server<A> {
             format,
             backlog,
             max_connections,
+            joke_timeout,
             write_timeout,
+            max_per_address,
             io_delay,
             udp,
+            udp_limits,
             drain_timeout,
             drain_limit,
             grace_period,
@@ -207,6 +258,16 @@ impl<A: Act> Server<A> {
         let listener = listen(addr, backlog).map_err(listen_error)?;
         let local = listener.local_addr().map_err(listen_error)?;
         let udp = if udp {
+            // Only jokes that fit in one small datagram are sent over UDP; refuse a file that
+            // has none rather than answer nothing.
+            let sizes = jokes.current().served_sizes();
+            if sizes.over_rfc865_limit == sizes.jokes {
+                return Err(StartError::NoJokeFitsUdp {
+                    path: jokes.path().to_path_buf(),
+                    limit: crate::udp::MAX_REPLY,
+                    shortest: sizes.shortest,
+                });
+            }
             // Same address and port as TCP, so a port-0 server answers both on one number.
             let udp = UdpSocket::bind(local)
                 .await
@@ -214,7 +275,7 @@ impl<A: Act> Server<A> {
                     addr: local,
                     source,
                 })?;
-            Some(udp)
+            Some((udp, udp_limits))
         } else {
             None
         };
@@ -223,11 +284,13 @@ impl<A: Act> Server<A> {
             jokes,
             stats: Arc::default(),
             limits: ConnectionLimits {
+                joke_timeout,
                 write_timeout,
                 drain_timeout,
                 drain_limit,
             },
             cut_off: CancellationToken::new(),
+            per_address: max_per_address.map(PerAddress::new),
         };
         Ok(Server {
             shared: Arc::new(shared),
@@ -288,8 +351,12 @@ impl<A: Act> Server<A> {
             reload_interval,
             stopping.clone(),
         ));
-        let udp_task =
-            udp.map(|udp| tokio::spawn(answer_udp(udp, Arc::clone(&shared), stopping.clone())));
+        let udp_task = udp.map(|(udp, limits)| {
+            let (shared, stopping) = (Arc::clone(&shared), stopping.clone());
+            tokio::spawn(async move {
+                crate::udp::answer(udp, limits, &shared.jokes, &shared.stats, stopping).await
+            })
+        });
         let mut listener = Listener::new(listener, Arc::clone(&shared), max_connections);
         // Every connection task is spawned through the tracker, so that shutdown can wait for
         // exactly those tasks to finish.
@@ -414,10 +481,10 @@ impl<A: Act> Listener<A> {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let socket = match self.listener.accept().await {
-                Ok((socket, _peer)) => {
+            let (socket, peer) = match self.listener.accept().await {
+                Ok(accepted) => {
                     self.backoff.succeeded();
-                    socket
+                    accepted
                 }
                 Err(error) => {
                     self.shared.stats.accept_failed();
@@ -425,7 +492,7 @@ impl<A: Act> Listener<A> {
                     continue;
                 }
             };
-            spawn_handler(&self.connections, &self.shared, socket, permit);
+            spawn_handler(&self.connections, &self.shared, socket, peer, permit);
         }
     }
     // ANCHOR_END: accept_loop
@@ -458,8 +525,8 @@ impl<A: Act> Listener<A> {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let socket = match listener.accept() {
-                Ok((socket, _peer)) => socket,
+            let (socket, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if AcceptFailure::of(&error) == AcceptFailure::OneConnection => continue,
                 Err(error) => {
@@ -477,7 +544,7 @@ impl<A: Act> Listener<A> {
                 Err(_) => continue,
             };
             queued += 1;
-            spawn_handler(&connections, &shared, socket, permit);
+            spawn_handler(&connections, &shared, socket, peer, permit);
         }
         if queued > 0 {
             tracing::info!("served the accept queue: {queued} connections");
@@ -490,6 +557,7 @@ fn spawn_handler<A: Act>(
     connections: &TaskTracker,
     shared: &Arc<Shared<A>>,
     socket: TcpStream,
+    peer: SocketAddr,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     // The task's one handle on the server: a clone of the shared state's `Arc`.
@@ -498,6 +566,7 @@ fn spawn_handler<A: Act>(
         let handler = Handler {
             shared: &own,
             socket,
+            peer,
         };
         own.stats.time_polls(handler.run()).await;
         drop(permit);
@@ -620,33 +689,75 @@ struct Handler<'a, A> {
     /// The server's shared state, borrowed from the `Arc` the connection's task holds.
     shared: &'a Shared<A>,
     socket: TcpStream,
+    /// The client's address, as accept(2) reported it.
+    peer: SocketAddr,
+}
+
+/// How the serving of one joke ended, when it did not end with the act's own result.
+enum Cut {
+    /// `--joke-timeout` ran out while the act was not waiting for the client.
+    JokeTimeout,
+    /// The shutdown's grace period is over.
+    GraceOver,
 }
 
 impl<A: Act> Handler<'_, A> {
-    /// The life of one connection: serve the joke (bounded by the write timeout), then close in
-    /// the RFC 865 way.
+    /// The life of one connection: admit it (the per-address limit), serve the joke (within
+    /// the joke deadline, the write progress timeout watching the client), then close in the
+    /// RFC 865 way.
     async fn run(mut self) {
         let Shared {
             stats,
             limits,
             cut_off,
+            per_address,
             ..
         } = self.shared;
+        // Held until the connection ends; `None` when per-address limits are off.
+        let _slot = match per_address {
+            Some(per_address) => match per_address.admit(self.peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    // No joke, and a reset rather than a clean end: a clean end of an empty
+                    // stream would read as an empty joke.
+                    stats.per_address_refused();
+                    per_address.report_refusal(self.peer.ip());
+                    return abort(self.socket);
+                }
+            },
+            None => None,
+        };
         // Streaming acts write a joke line by line. With Nagle's algorithm on, the second small
         // write would wait for the client's acknowledgement of the first, which a client may
         // delay by up to 40 ms. We want to measure the acts, not that interaction.
-        // ANCHOR: serve_connection
         let _ = self.socket.set_nodelay(true);
+        // ANCHOR: write_progress
+        // The write progress timeout is the kernel's: with TCP_USER_TIMEOUT, when bytes we
+        // sent stay unacknowledged (or cannot be sent, the client's window being zero) for this
+        // long, the kernel gives the connection up and the blocked write fails with ETIMEDOUT.
+        // A slow client that keeps taking bytes resets that clock with every acknowledgement.
+        let millis = u32::try_from(limits.write_timeout.as_millis()).unwrap_or(u32::MAX);
+        let _ = rustix::net::sockopt::set_tcp_user_timeout(&self.socket, millis.max(1));
+        // ANCHOR_END: write_progress
+        // A second descriptor of the same socket, through which the joke deadline looks at the
+        // socket while the act holds it (see `within_joke_deadline`). Out of descriptors, the
+        // deadline simply counts the time spent waiting for the client too.
+        let probe = std::os::fd::AsFd::as_fd(&self.socket)
+            .try_clone_to_owned()
+            .ok();
+        // ANCHOR: serve_connection
         let served = tokio::select! {
-            served = tokio::time::timeout(limits.write_timeout, self.serve_with_fresh_index()) => {
-                served
-            }
+            served = within_joke_deadline(
+                self.serve_with_fresh_index(),
+                probe.as_ref(),
+                limits.joke_timeout,
+            ) => served,
             // The shutdown's grace period is over: this joke will not be finished.
-            () = cut_off.cancelled() => {
-                tracing::debug!("cut off by the end of the shutdown grace period");
-                return abort(self.socket);
-            }
+            () = cut_off.cancelled() => Err(Cut::GraceOver),
         };
+        // The probe must be closed before the socket: the socket's last descriptor closing is
+        // what sends the FIN (or the reset).
+        drop(probe);
         match served {
             Ok(Ok(())) => stats.served(),
             Ok(Err(ServeError::Read(error))) => {
@@ -660,14 +771,26 @@ impl<A: Act> Handler<'_, A> {
                 tracing::debug!("joke cut short: {error}");
                 return abort(self.socket);
             }
+            Ok(Err(ServeError::Write(error))) if error.kind() == io::ErrorKind::TimedOut => {
+                stats.write_timed_out();
+                tracing::debug!(
+                    "the client took no byte for {:?}: {error}",
+                    limits.write_timeout
+                );
+                return abort(self.socket);
+            }
             Ok(Err(ServeError::Write(error))) => {
                 stats.write_failed();
                 tracing::debug!("client went away: {error}");
                 return;
             }
-            Err(_elapsed) => {
-                stats.write_timed_out();
-                tracing::debug!("write timed out after {:?}", limits.write_timeout);
+            Err(Cut::JokeTimeout) => {
+                stats.joke_timed_out();
+                tracing::debug!("the joke was not ready within {:?}", limits.joke_timeout);
+                return abort(self.socket);
+            }
+            Err(Cut::GraceOver) => {
+                tracing::debug!("cut off by the end of the shutdown grace period");
                 return abort(self.socket);
             }
         }
@@ -696,6 +819,70 @@ impl<A: Act> Handler<'_, A> {
         }
     }
     // ANCHOR_END: retry
+}
+
+/// Runs `serve` within the joke deadline, not counting the time it waits for the client.
+///
+/// When `deadline` has passed, the deadline looks at the socket through `probe` (a second
+/// descriptor of it): a socket that cannot take more bytes means the act is waiting for the
+/// client to read, which is the write progress timeout's business (the kernel's
+/// TCP_USER_TIMEOUT), so the deadline looks again a little later. A socket that could take
+/// bytes while the act still has not finished means the act is waiting for something else
+/// (a slow disk, a reload, a busy blocking pool): the joke timed out.
+///
+/// `serve` is polled first every time (`biased`), so when the deadline looks, the act has
+/// just had its chance to write whatever the socket could take. Room in the buffer can still
+/// appear between that poll and the look (the client read just then), so room must be seen
+/// twice, [`CONFIRM`] apart, with the act polled in between, before the joke is given up on.
+// ANCHOR: joke_deadline
+async fn within_joke_deadline<T>(
+    serve: impl Future<Output = T>,
+    probe: Option<&std::os::fd::OwnedFd>,
+    deadline: Duration,
+) -> Result<T, Cut> {
+    const LOOK_AGAIN: Duration = Duration::from_millis(100);
+    const CONFIRM: Duration = Duration::from_millis(10);
+    let mut serve = std::pin::pin!(serve);
+    let mut until = tokio::time::Instant::now() + deadline;
+    let mut room_seen = false;
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut serve => return Ok(result),
+            () = tokio::time::sleep_until(until) => {}
+        }
+        let Some(probe) = probe else {
+            return Err(Cut::JokeTimeout);
+        };
+        if !can_take_bytes(probe) {
+            // Waiting for the client: the write timeout's business.
+            room_seen = false;
+            until += LOOK_AGAIN;
+        } else if room_seen {
+            return Err(Cut::JokeTimeout);
+        } else {
+            room_seen = true;
+            until = tokio::time::Instant::now() + CONFIRM;
+        }
+    }
+}
+// ANCHOR_END: joke_deadline
+
+/// Whether the socket has room in its send buffer now: poll(2) with no wait, for POLLOUT.
+fn can_take_bytes(socket: &std::os::fd::OwnedFd) -> bool {
+    use rustix::event::{PollFd, PollFlags};
+    let mut fds = [PollFd::new(socket, PollFlags::OUT)];
+    match rustix::event::poll(
+        &mut fds,
+        Some(&rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }),
+    ) {
+        Ok(_) => fds[0].revents().contains(PollFlags::OUT),
+        // Cannot tell: do not hold the connection on a guess.
+        Err(_) => true,
+    }
 }
 
 /// Ends a connection whose joke was cut short with a reset rather than the usual end-of-file.
@@ -748,44 +935,6 @@ async fn watch_jokes_file<A: Act>(
             _ = ticks.tick() => {
                 shared.jokes.reload(&shared.act, false).await;
             }
-        }
-    }
-}
-
-/// RFC 865 over UDP: any datagram gets one joke back.
-async fn answer_udp<A: Act>(udp: UdpSocket, shared: Arc<Shared<A>>, stopping: CancellationToken) {
-    let Shared { jokes, stats, .. } = &*shared;
-    // The largest payload a UDP datagram can carry over IPv4.
-    const MAX_DATAGRAM: usize = 65_507;
-    let mut request = [0u8; 512];
-    loop {
-        let peer = tokio::select! {
-            () = stopping.cancelled() => return,
-            received = udp.recv_from(&mut request) => match received {
-                Ok((_, peer)) => peer,
-                Err(error) => {
-                    tracing::debug!("udp: {error}");
-                    continue;
-                }
-            },
-        };
-        let joke = jokes.pick();
-        let text = match tokio::task::spawn_blocking(move || joke.read_blocking()).await {
-            Ok(Ok(text)) if text.len() <= MAX_DATAGRAM => text,
-            Ok(Ok(_)) => {
-                tracing::debug!("udp: joke too long for one datagram");
-                continue;
-            }
-            Ok(Err(error)) => {
-                stats.read_failed();
-                tracing::debug!("udp: {error}");
-                continue;
-            }
-            Err(_) => continue,
-        };
-        match udp.send_to(text.as_bytes(), peer).await {
-            Ok(_) => stats.served(),
-            Err(error) => tracing::debug!("udp: sending to {peer}: {error}"),
         }
     }
 }

@@ -36,8 +36,24 @@ pub struct Stats {
     read_failures: AtomicU64,
     write_failures: AtomicU64,
     write_timeouts: AtomicU64,
+    joke_timeouts: AtomicU64,
+    per_address_refusals: AtomicU64,
     accept_errors: AtomicU64,
     longest_poll_ns: AtomicU64,
+    udp: UdpCounters,
+}
+
+/// What the UDP answerer counts.
+#[derive(Debug, Default)]
+struct UdpCounters {
+    received: AtomicU64,
+    bytes_in: AtomicU64,
+    replies: AtomicU64,
+    bytes_out: AtomicU64,
+    per_source_limited: AtomicU64,
+    global_limited: AtomicU64,
+    sources_full: AtomicU64,
+    too_long: AtomicU64,
 }
 
 impl Default for Stats {
@@ -53,8 +69,11 @@ impl Default for Stats {
             read_failures: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
             write_timeouts: AtomicU64::new(0),
+            joke_timeouts: AtomicU64::new(0),
+            per_address_refusals: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             longest_poll_ns: AtomicU64::new(0),
+            udp: UdpCounters::default(),
         }
     }
 }
@@ -70,8 +89,15 @@ pub struct StatsSummary {
     pub read_failures: u64,
     /// Connections whose client went away (or reset) while the joke was being written.
     pub write_failures: u64,
-    /// Connections given up on after `--write-timeout`.
+    /// Connections whose client accepted no byte of its joke for `--write-timeout` (the
+    /// kernel's TCP_USER_TIMEOUT); ended with a reset.
     pub write_timeouts: u64,
+    /// Connections whose joke was not ready within `--joke-timeout` (a slow disk, a reload, a
+    /// busy blocking pool), not counting time spent waiting for the client; ended with a reset.
+    pub joke_timeouts: u64,
+    /// Connections reset unserved because their address already had `--max-per-address`
+    /// connections open.
+    pub per_address_refusals: u64,
     /// Failed `accept` calls (for example when the process ran out of file descriptors).
     pub accept_errors: u64,
     /// Polls of connection tasks.
@@ -103,6 +129,22 @@ pub struct StatsSummary {
     pub heartbeat_max_us: u64,
     /// The workers' busy time summed, divided by workers × the server's running time (0 to 1).
     pub worker_busy_ratio: f64,
+    /// UDP datagrams received (`--udp`).
+    pub udp_received: u64,
+    /// Their bytes.
+    pub udp_bytes_in: u64,
+    /// UDP datagrams answered with a joke (also counted in `served`).
+    pub udp_replies: u64,
+    /// Their bytes: `udp_bytes_out / udp_bytes_in` is the amplification a forger could buy.
+    pub udp_bytes_out: u64,
+    /// Datagrams not answered: their source had used up its `--udp-rate`/`--udp-burst`.
+    pub udp_per_source_limited: u64,
+    /// Datagrams not answered: all sources together had used up `--udp-global-rate`.
+    pub udp_global_limited: u64,
+    /// Datagrams not answered: the table of sources was full of sources seen a moment ago.
+    pub udp_sources_full: u64,
+    /// Datagrams not answered: the joke picked was longer than 512 bytes once served.
+    pub udp_too_long: u64,
 }
 
 impl Stats {
@@ -117,6 +159,32 @@ impl Stats {
     }
     pub(crate) fn write_timed_out(&self) {
         self.write_timeouts.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn joke_timed_out(&self) {
+        self.joke_timeouts.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn per_address_refused(&self) {
+        self.per_address_refusals.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn udp_received(&self, bytes: usize) {
+        self.udp.received.fetch_add(1, Relaxed);
+        self.udp.bytes_in.fetch_add(bytes as u64, Relaxed);
+    }
+    pub(crate) fn udp_replied(&self, bytes: usize) {
+        self.udp.replies.fetch_add(1, Relaxed);
+        self.udp.bytes_out.fetch_add(bytes as u64, Relaxed);
+    }
+    pub(crate) fn udp_refused(&self, why: crate::udp::Refusal) {
+        use crate::udp::Refusal;
+        let counter = match why {
+            Refusal::PerSource => &self.udp.per_source_limited,
+            Refusal::Global => &self.udp.global_limited,
+            Refusal::SourcesFull => &self.udp.sources_full,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn udp_too_long(&self) {
+        self.udp.too_long.fetch_add(1, Relaxed);
     }
     pub(crate) fn accept_failed(&self) {
         self.accept_errors.fetch_add(1, Relaxed);
@@ -152,6 +220,8 @@ impl Stats {
             read_failures: self.read_failures.load(Relaxed),
             write_failures: self.write_failures.load(Relaxed),
             write_timeouts: self.write_timeouts.load(Relaxed),
+            joke_timeouts: self.joke_timeouts.load(Relaxed),
+            per_address_refusals: self.per_address_refusals.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
             polls: metrics.total_poll_count,
             slow_polls: metrics.total_slow_poll_count,
@@ -167,6 +237,14 @@ impl Stats {
             heartbeat_p99_us: heartbeat.p99_us,
             heartbeat_max_us: heartbeat.max_us,
             worker_busy_ratio,
+            udp_received: self.udp.received.load(Relaxed),
+            udp_bytes_in: self.udp.bytes_in.load(Relaxed),
+            udp_replies: self.udp.replies.load(Relaxed),
+            udp_bytes_out: self.udp.bytes_out.load(Relaxed),
+            udp_per_source_limited: self.udp.per_source_limited.load(Relaxed),
+            udp_global_limited: self.udp.global_limited.load(Relaxed),
+            udp_sources_full: self.udp.sources_full.load(Relaxed),
+            udp_too_long: self.udp.too_long.load(Relaxed),
         }
     }
 
@@ -210,7 +288,8 @@ impl std::fmt::Display for StatsSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "served {}; failed: {} reads, {} writes, {} timeouts, {} accepts; \
+            "served {}; failed: {} reads, {} writes, {} write timeouts, {} joke timeouts, \
+             {} accepts; {} refused per address; \
              {} of {} polls slower than {} µs (longest {} µs, mean {:.1} µs); \
              waiting: heartbeat late p50 {} µs, p99 {} µs, max {} µs; woken to polled {:.1} µs, \
              spawned to polled {:.1} µs; {} {} workers {:.0}% busy",
@@ -218,7 +297,9 @@ impl std::fmt::Display for StatsSummary {
             self.read_failures,
             self.write_failures,
             self.write_timeouts,
+            self.joke_timeouts,
             self.accept_errors,
+            self.per_address_refusals,
             self.slow_polls,
             self.polls,
             self.slow_poll_threshold_us,
@@ -232,6 +313,23 @@ impl std::fmt::Display for StatsSummary {
             self.workers,
             self.runtime_flavor,
             self.worker_busy_ratio * 100.0,
-        )
+        )?;
+        if self.udp_received > 0 {
+            write!(
+                f,
+                "; udp: {} datagrams in ({} bytes), {} answered ({} bytes), not answered: {} \
+                 over a source's rate, {} over the global rate, {} with the sources table \
+                 full, {} too long",
+                self.udp_received,
+                self.udp_bytes_in,
+                self.udp_replies,
+                self.udp_bytes_out,
+                self.udp_per_source_limited,
+                self.udp_global_limited,
+                self.udp_sources_full,
+                self.udp_too_long,
+            )?;
+        }
+        Ok(())
     }
 }

@@ -20,11 +20,13 @@
 //!
 //! | field                    | type  | meaning                                                                  |
 //! |--------------------------|-------|--------------------------------------------------------------------------|
-//! | `version`                | u32   | the format of this object, [`STATS_VERSION`] (1); a reader refuses others |
+//! | `version`                | u32   | the format of this object, [`STATS_VERSION`] (2); a reader refuses others |
 //! | `served`                 | u64   | connections (and UDP datagrams) that received a whole joke               |
 //! | `read_failures`          | u64   | jokes not served because the file could not be read; nothing was written |
 //! | `write_failures`         | u64   | connections whose client went away or reset while its joke was written   |
-//! | `write_timeouts`         | u64   | connections given up on after `--write-timeout` (ended with a reset)     |
+//! | `write_timeouts`         | u64   | connections whose client took no byte for `--write-timeout` (reset)      |
+//! | `joke_timeouts`          | u64   | jokes not ready within `--joke-timeout`, client waits not counted (reset) |
+//! | `per_address_refusals`   | u64   | connections reset unserved: their address was at `--max-per-address`    |
 //! | `accept_errors`          | u64   | failed `accept` calls (EMFILE when out of file descriptors, say)         |
 //! | `polls`                  | u64   | polls of connection tasks                                                |
 //! | `slow_polls`             | u64   | polls longer than `slow_poll_threshold_us`: a worker thread was blocked  |
@@ -40,6 +42,14 @@
 //! | `heartbeat_p99_us`       | u64   | 99th percentile of that lateness, µs: the delay tasks suffered           |
 //! | `heartbeat_max_us`       | u64   | the latest tick, µs late                                                 |
 //! | `worker_busy_ratio`      | f64   | workers' busy time ÷ (workers × running time), 0 to 1                    |
+//! | `udp_received`           | u64   | UDP datagrams received (`--udp`)                                         |
+//! | `udp_bytes_in`           | u64   | their bytes                                                              |
+//! | `udp_replies`            | u64   | datagrams answered with a joke (also in `served`)                        |
+//! | `udp_bytes_out`          | u64   | their bytes; out ÷ in is the amplification a forger could buy            |
+//! | `udp_per_source_limited` | u64   | datagrams unanswered: their source was over `--udp-rate`/`--udp-burst`   |
+//! | `udp_global_limited`     | u64   | datagrams unanswered: all sources were over `--udp-global-rate`          |
+//! | `udp_sources_full`       | u64   | datagrams unanswered: the table of sources was full (a forged flood)     |
+//! | `udp_too_long`           | u64   | datagrams unanswered: the joke picked was over 512 bytes once served     |
 //!
 //! # Live statistics (stderr)
 //!
@@ -51,9 +61,11 @@
 //! The counters are those of [`StatsSummary`], whose field documentation says the same. A new
 //! field may be added within version 1 (readers ignore fields they do not know, and take a
 //! field a server does not print as zero); renaming or removing one, or changing its meaning,
-//! takes a new version. The fields from `runtime_flavor` on were added within version 1: the
-//! heartbeat's percentiles cover every tick recorded since start-up, served time only (see
-//! `heartbeat.rs` for why), and `worker_busy_ratio` the whole running time.
+//! takes a new version. The heartbeat's percentiles cover every tick recorded since start-up,
+//! served time only (see `heartbeat.rs` for why), and `worker_busy_ratio` the whole running
+//! time. Version 2 changed the meaning of `write_timeouts` (it was one deadline over reading,
+//! reloading and writing; it is now the write *progress* timeout) and added `joke_timeouts`
+//! for the deadline of getting the joke, `per_address_refusals` and the `udp_` fields.
 //!
 //! # Dying with the parent (environment)
 //!
@@ -72,7 +84,7 @@ use crate::StatsSummary;
 pub const STOP_ON_STDIN_EOF: &str = "JOKE_SERVER_STOP_ON_STDIN_EOF";
 
 /// The version of the statistics line this crate writes and reads.
-pub const STATS_VERSION: u32 = 1;
+pub const STATS_VERSION: u32 = 2;
 
 /// The words before the address in the ready line.
 const READY_WORDS: &str = "listening on ";
@@ -270,6 +282,8 @@ mod tests {
             read_failures: 1,
             write_failures: 2,
             write_timeouts: 3,
+            joke_timeouts: 6,
+            per_address_refusals: 8,
             accept_errors: 4,
             polls: 100,
             slow_polls: 5,
@@ -285,6 +299,12 @@ mod tests {
             heartbeat_p99_us: 21_000,
             heartbeat_max_us: 24_000,
             worker_busy_ratio: 0.5,
+            udp_received: 10_000,
+            udp_bytes_in: 10_000,
+            udp_replies: 11,
+            udp_bytes_out: 1_100,
+            udp_per_source_limited: 9_989,
+            ..StatsSummary::default()
         }
     }
 
@@ -293,7 +313,7 @@ mod tests {
         let summary = some_summary();
         let line = stats_line(&summary);
         assert!(!line.contains('\n'), "one line: {line}");
-        assert!(line.starts_with(r#"{"version":1,"served":7,"#), "{line}");
+        assert!(line.starts_with(r#"{"version":2,"served":7,"#), "{line}");
         assert_eq!(parse_stats_line(&line).unwrap(), summary);
         let stdout = format!("\n{line}\n\n");
         assert_eq!(parse_stats_output(&stdout).unwrap(), summary);
@@ -330,19 +350,19 @@ mod tests {
             "{error}"
         );
 
-        let future = stats_line(&some_summary()).replace(r#""version":1"#, r#""version":2"#);
+        let future = stats_line(&some_summary()).replace(r#""version":2"#, r#""version":3"#);
         let error = parse_stats_line(&future).unwrap_err();
         assert!(matches!(error, WireError::WrongVersion { .. }), "{error}");
         assert_eq!(
             error.to_string(),
-            "its statistics line is version 2; this reader knows version 1"
+            "its statistics line is version 3; this reader knows version 2"
         );
 
         let error = parse_stats_line("not json").unwrap_err();
         assert!(matches!(error, WireError::BadJson { .. }), "{error}");
         assert!(error.to_string().contains("\"not json\""), "{error}");
 
-        let error = parse_stats_line(r#"{"version":1,"served":"many"}"#).unwrap_err();
+        let error = parse_stats_line(r#"{"version":2,"served":"many"}"#).unwrap_err();
         assert!(matches!(error, WireError::BadJson { .. }), "{error}");
 
         assert!(matches!(

@@ -81,31 +81,44 @@ fn assert_cut_with_a_reset(runtime: &tokio::runtime::Runtime, socket: &mut TcpSt
     }
 }
 
+/// About 16 MB of one long joke: more than the server's send buffer and a small client
+/// receive buffer hold together, so writing it to a client that reads slowly (or not at all)
+/// must wait for that client.
+fn big_joke() -> (JokesFile, usize) {
+    let line = "This joke is long, and longer still, and it goes on and on and on.\n";
+    let big = line.repeat(16 * 1024 * 1024 / line.len());
+    let len = big.len();
+    (JokesFile::with_bytes(big), len)
+}
+
+/// A client socket whose tiny receive buffer keeps the kernel from taking the joke off the
+/// server's hands on this client's behalf (loopback buffers can otherwise grow to tens of MB).
+fn small_window_socket() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("setting SO_RCVBUF");
+    socket
+}
+
 /// A client that never reads a joke too big for the socket buffers holds its connection only
-/// until the write timeout; meanwhile and afterwards everyone else is served.
+/// until the write timeout (no byte taken for that long); meanwhile and afterwards everyone
+/// else is served.
 #[test]
 fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
     let _alone = alone();
-    // About 16 MB: more than the server's send buffer and the rude client's small receive
-    // buffer hold together, so writing to that client must block.
-    let line = "This joke is long, and longer still, and it goes on and on and on.\n";
-    let big = line.repeat(16 * 1024 * 1024 / line.len());
-    let file = JokesFile::with_bytes(big);
+    let (file, whole) = big_joke();
     let mut config = Config::new(file.path());
-    // Long enough for a polite client to take 16 MB even in a debug build on a busy machine
-    // (about a second here), short enough to keep the test quick.
-    config.write_timeout = Duration::from_secs(8);
+    config.write_timeout = Duration::from_secs(2);
     let server = ServerUnderTest::start(acts::make::act1_naive(), config);
     let addr = server.addr();
 
     let runtime = client_runtime();
-    let whole = 16 * 1024 * 1024 / line.len() * line.len();
     let mut never_reads = runtime.block_on(async {
-        // A tiny receive buffer keeps the kernel from taking the joke off the server's hands
-        // on this client's behalf (loopback buffers can otherwise grow to tens of MB).
-        let rude = tokio::net::TcpSocket::new_v4().expect("a socket");
-        rude.set_recv_buffer_size(4096).expect("setting SO_RCVBUF");
-        let never_reads = rude.connect(addr).await.expect("connecting");
+        let never_reads = small_window_socket()
+            .connect(addr)
+            .await
+            .expect("connecting");
         // A polite client is served the whole (big) joke while the rude one sits there.
         let polite = fetch_joke(addr).await.expect("the polite client is served");
         assert_eq!(polite.len(), whole);
@@ -114,9 +127,85 @@ fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
     // Stopping waits for connections in flight; the rude one ends when its write times out.
     let stats = server.stop();
     assert_eq!(stats.write_timeouts, 1, "{stats:?}");
+    assert_eq!(stats.joke_timeouts, 0, "{stats:?}");
     assert_eq!(stats.served, 1, "{stats:?}");
     // The rude client's connection ends in a reset, not a clean end-of-file.
     assert_cut_with_a_reset(&runtime, &mut never_reads);
+}
+
+/// A slow client that keeps reading is never cut off, however long the whole joke takes: the
+/// write timeout is about progress (no byte taken for that long), and the joke deadline does
+/// not count the time spent waiting for the client. (Before, one deadline covered reading and
+/// writing together, and this client was reset after it.)
+#[test]
+fn a_slow_client_that_keeps_reading_is_served_past_both_timeouts() {
+    let _alone = alone();
+    let (file, whole) = big_joke();
+    let mut config = Config::new(file.path());
+    config.write_timeout = Duration::from_millis(1500);
+    config.joke_timeout = Duration::from_millis(1500);
+    let server = ServerUnderTest::start(acts::make::act2_spawn_blocking(), config);
+    let addr = server.addr();
+
+    let started = std::time::Instant::now();
+    let received = client_runtime().block_on(async {
+        use tokio::io::AsyncReadExt;
+        let mut slow = small_window_socket()
+            .connect(addr)
+            .await
+            .expect("connecting");
+        let mut received = 0;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            // Reads a little, then dawdles: never long enough for the write timeout.
+            let mut in_this_pause = 0;
+            while in_this_pause < 512 * 1024 {
+                match slow.read(&mut chunk).await.expect("the joke keeps coming") {
+                    0 => return received,
+                    n => {
+                        received += n;
+                        in_this_pause += n;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    });
+    let took = started.elapsed();
+    let stats = server.stop();
+    assert_eq!(received, whole, "{stats:?}");
+    assert!(
+        took > Duration::from_millis(3000),
+        "the client was meant to take longer than both timeouts together; it took {took:?}"
+    );
+    assert_eq!(stats.served, 1, "{stats:?}");
+    assert_eq!(
+        (stats.write_timeouts, stats.joke_timeouts),
+        (0, 0),
+        "{stats:?}"
+    );
+}
+
+/// A joke that is not ready in time (here a slow disk, with the read on the blocking pool) is
+/// a joke timeout, not a write timeout: the client was never the problem. The client gets a
+/// reset, never a clean end that would read as an empty joke.
+#[test]
+fn a_joke_not_ready_in_time_is_a_joke_timeout() {
+    let _alone = alone();
+    let file = JokesFile::fixture();
+    let mut config = Config::new(file.path());
+    config.io_delay = Duration::from_millis(1500);
+    config.joke_timeout = Duration::from_millis(300);
+    let server = ServerUnderTest::start(acts::make::act2_spawn_blocking(), config);
+    let addr = server.addr();
+
+    let runtime = client_runtime();
+    let mut waiting = runtime.block_on(async { connect(addr).await.expect("connecting") });
+    assert_cut_with_a_reset(&runtime, &mut waiting);
+    let stats = server.stop();
+    assert_eq!(stats.joke_timeouts, 1, "{stats:?}");
+    assert_eq!(stats.write_timeouts, 0, "{stats:?}");
+    assert_eq!(stats.served, 0, "{stats:?}");
 }
 
 /// When the shutdown's grace period runs out with a joke still being written, that
@@ -124,8 +213,7 @@ fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
 #[test]
 fn a_joke_still_unfinished_after_the_grace_period_is_cut_with_a_reset() {
     let _alone = alone();
-    let line = "A joke that takes its time, because its reader takes even longer.\n";
-    let file = JokesFile::with_bytes(line.repeat(16 * 1024 * 1024 / line.len()));
+    let (file, _) = big_joke();
     let mut config = Config::new(file.path());
     config.write_timeout = Duration::from_secs(600);
     config.grace_period = Duration::from_millis(300);
@@ -134,9 +222,10 @@ fn a_joke_still_unfinished_after_the_grace_period_is_cut_with_a_reset() {
 
     let runtime = client_runtime();
     let mut never_reads = runtime.block_on(async {
-        let rude = tokio::net::TcpSocket::new_v4().expect("a socket");
-        rude.set_recv_buffer_size(4096).expect("setting SO_RCVBUF");
-        rude.connect(addr).await.expect("connecting")
+        small_window_socket()
+            .connect(addr)
+            .await
+            .expect("connecting")
     });
     // Wait until the server is surely writing to it: a polite client served means the
     // connection before it was accepted and its task started.

@@ -28,6 +28,7 @@ mod conformance;
 mod faults;
 mod hostile_clients;
 mod live_edits;
+mod net_limits;
 mod run_act;
 mod same_bytes;
 mod signals;

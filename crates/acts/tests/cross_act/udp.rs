@@ -18,6 +18,11 @@ fn every_datagram_is_answered_with_one_whole_joke() {
     let jokes: HashSet<String> = file.served_jokes().into_iter().collect();
     let config = Config {
         udp: true,
+        // Ten at once from one address: within the burst (the rates are net_limits' subject).
+        udp_limits: joke_server::UdpLimits {
+            per_source_burst: 10.try_into().unwrap(),
+            ..Config::new(file.path()).udp_limits
+        },
         ..Config::new(file.path())
     };
     let server = ServerUnderTest::start(acts::make::act1_naive(), config);
