@@ -38,6 +38,24 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = Config::DEFAULT_BACKLOG, value_parser = parse_backlog)]
     pub backlog: u32,
 
+    /// Bind with SO_REUSEPORT: several servers started with it share the port, the kernel
+    /// spreading new connections over them by a hash of the client's address and port. For
+    /// replicas on one machine, and rolling restarts (start the new one, then SIGTERM the old).
+    #[arg(long)]
+    pub reuse_port: bool,
+
+    /// Expect a PROXY protocol header (v1 or v2, as HAProxy's send-proxy/send-proxy-v2 write)
+    /// at the start of every connection, and take the client's address from it. Only behind a
+    /// balancer that alone can reach this port: anyone who can connect can claim any address
+    /// in the header. Connections without a valid header are reset unserved and counted; v2
+    /// LOCAL (health checks) are counted as checks.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// With --proxy-protocol: how long the header may take to arrive.
+    #[arg(long, default_value_t = Config::DEFAULT_PROXY_HEADER_TIMEOUT.into(), value_parser = parse_period, allow_hyphen_values = true)]
+    pub proxy_header_timeout: humantime::Duration,
+
     /// The runtime: multi-thread (worker threads that steal each other's tasks), or
     /// current-thread (every task on one thread, where one blocking call stops them all).
     #[arg(long, value_enum, default_value_t = Flavor::MultiThread)]

@@ -37,6 +37,7 @@ mod heartbeat;
 mod jokes;
 mod lines;
 mod per_address;
+mod proxy;
 mod server;
 mod shutdown;
 mod stats;

@@ -18,8 +18,29 @@ pub(crate) struct PerAddress {
     /// Only keys with at least one connection are kept, so the map never holds more entries
     /// than there are connections open (at most `--max-connections`).
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    /// When the last refusal was logged: one line per episode, not one per connection.
-    last_report: Mutex<Option<Instant>>,
+    /// Refusals are logged once in a while, not once each.
+    quiet: Quiet,
+}
+
+/// A problem that may come with every connection is logged at most once every [`Quiet::EVERY`];
+/// the statistics count every occurrence.
+#[derive(Debug, Default)]
+pub(crate) struct Quiet {
+    last: Mutex<Option<Instant>>,
+}
+
+impl Quiet {
+    pub(crate) const EVERY: Duration = Duration::from_secs(10);
+
+    /// Whether it is time to log again (and if so, the clock starts over).
+    pub(crate) fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= Self::EVERY);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
 }
 
 /// One connection's place in its address's count, given back when dropped.
@@ -50,7 +71,7 @@ impl PerAddress {
         PerAddress {
             limit,
             open: Arc::default(),
-            last_report: Mutex::new(None),
+            quiet: Quiet::default(),
         }
     }
 
@@ -69,17 +90,15 @@ impl PerAddress {
         })
     }
 
-    /// Logs a refusal, at most once every ten seconds (the count is in the statistics).
+    /// Logs a refusal, at most once every [`Quiet::EVERY`] (the count is in the statistics).
     pub(crate) fn report_refusal(&self, ip: IpAddr) {
-        const QUIET: Duration = Duration::from_secs(10);
-        let mut last = self.last_report.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|at| at.elapsed() >= QUIET) {
-            *last = Some(Instant::now());
+        if self.quiet.due() {
             tracing::warn!(
                 "{} has {} connections open, the --max-per-address limit: refusing more \
-                 (counted in per_address_refusals; this is logged at most every {QUIET:?})",
+                 (counted in per_address_refusals; this is logged at most every {:?})",
                 client_key(ip),
-                self.limit
+                self.limit,
+                Quiet::EVERY
             );
         }
     }

@@ -37,6 +37,11 @@ pub struct Config {
     /// listen(2)'s backlog: how many connections the kernel completes and queues for us before
     /// we accept them. The kernel caps it at `net.core.somaxconn`.
     pub backlog: u32,
+    /// Bind with SO_REUSEPORT (`--reuse-port`), so that several processes share the port.
+    pub reuse_port: bool,
+    /// Read a PROXY protocol header (v1 or v2) before serving, within this long
+    /// (`--proxy-protocol`, `--proxy-header-timeout`). `None`: no header is expected.
+    pub proxy_protocol: Option<Duration>,
     /// How many connections are served at once. Past it the server stops accepting, and new
     /// connections wait in the backlog.
     pub max_connections: usize,
@@ -74,6 +79,8 @@ impl Config {
     pub const DEFAULT_BACKLOG: u32 = 4096;
     /// The default of `max_connections` (`--max-connections`).
     pub const DEFAULT_MAX_CONNECTIONS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
+    /// The default of `--proxy-header-timeout`.
+    pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(3);
     /// The default of `joke_timeout` (`--joke-timeout`).
     pub const DEFAULT_JOKE_TIMEOUT: Duration = Duration::from_secs(30);
     /// The default of `write_timeout` (`--write-timeout`).
@@ -105,6 +112,8 @@ impl Config {
             jokes: jokes.into(),
             format: Self::DEFAULT_FORMAT,
             backlog: Self::DEFAULT_BACKLOG,
+            reuse_port: false,
+            proxy_protocol: None,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS.get(),
             joke_timeout: Self::DEFAULT_JOKE_TIMEOUT,
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
@@ -129,6 +138,10 @@ impl Config {
             addr: args.addr,
             format: args.format,
             backlog: args.backlog,
+            reuse_port: args.reuse_port,
+            proxy_protocol: args
+                .proxy_protocol
+                .then_some(args.proxy_header_timeout.into()),
             max_connections: args.max_connections.get(),
             joke_timeout: args.joke_timeout.into(),
             write_timeout: args.write_timeout.into(),
@@ -209,6 +222,8 @@ struct Shared<A> {
     limits: ConnectionLimits,
     /// The connections open per client address (`--max-per-address`), when limited.
     per_address: Option<PerAddress>,
+    /// Bad PROXY headers are logged once in a while, not once each.
+    bad_headers: crate::per_address::Quiet,
     /// Cancelled when the shutdown's grace period runs out, to cut the jokes still in flight.
     cut_off: CancellationToken,
 }
@@ -216,6 +231,8 @@ struct Shared<A> {
 /// The budgets of one connection, from the [`Config`].
 #[derive(Debug, Clone, Copy)]
 struct ConnectionLimits {
+    /// How long the PROXY header may take to arrive, when one is expected.
+    proxy_protocol: Option<Duration>,
     /// How long getting the joke ready may take.
     joke_timeout: Duration,
     /// How long a client may accept no byte.
@@ -235,6 +252,8 @@ impl<A: Act> Server<A> {
             jokes,
             format,
             backlog,
+            reuse_port,
+            proxy_protocol,
             max_connections,
             joke_timeout,
             write_timeout,
@@ -255,7 +274,7 @@ impl<A: Act> Server<A> {
                 .expect("indexing the jokes file panicked")?
         };
         let listen_error = |source| StartError::Listen { addr, source };
-        let listener = listen(addr, backlog).map_err(listen_error)?;
+        let listener = listen(addr, backlog, reuse_port).map_err(listen_error)?;
         let local = listener.local_addr().map_err(listen_error)?;
         let udp = if udp {
             // Only jokes that fit in one small datagram are sent over UDP; refuse a file that
@@ -284,6 +303,7 @@ impl<A: Act> Server<A> {
             jokes,
             stats: Arc::default(),
             limits: ConnectionLimits {
+                proxy_protocol,
                 joke_timeout,
                 write_timeout,
                 drain_timeout,
@@ -291,6 +311,7 @@ impl<A: Act> Server<A> {
             },
             cut_off: CancellationToken::new(),
             per_address: max_per_address.map(PerAddress::new),
+            bad_headers: crate::per_address::Quiet::default(),
         };
         Ok(Server {
             shared: Arc::new(shared),
@@ -432,15 +453,23 @@ impl<A: Act> ReloadHandle<A> {
 /// with a backlog of 128: a burst of 1000 connections overflows it, the kernel drops the extra
 /// SYNs, and those clients wait a full second for their retransmission.
 // ANCHOR: listen
-fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     // Lets a restarted server bind while old connections sit in TIME_WAIT. It does not let two
-    // servers listen on one port: that still fails with "address in use".
+    // servers listen on one port: that still fails with "address in use" (unless both ask for
+    // SO_REUSEPORT, below).
     socket.set_reuseaddr(true)?;
+    // With SO_REUSEPORT, every socket bound to the port with it set (by the same user) joins
+    // one group, and the kernel hands each new connection to one of them by a hash of its
+    // addresses and ports: several processes share the port, and a new process can start
+    // before the old one stops (a rolling restart with no moment where nobody listens).
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(backlog)
 }
@@ -711,17 +740,51 @@ impl<A: Act> Handler<'_, A> {
             limits,
             cut_off,
             per_address,
+            bad_headers,
             ..
         } = self.shared;
+        // Who the client is: the peer, or behind a balancer the one its PROXY header names.
+        let client = match limits.proxy_protocol {
+            None => self.peer,
+            Some(timeout) => match crate::proxy::read_header(&mut self.socket, timeout).await {
+                Ok(crate::proxy::Said::Client(client)) => {
+                    stats.proxied();
+                    client
+                }
+                Ok(crate::proxy::Said::Local) => {
+                    // A health check of the balancer: it has what it wanted (a connection and
+                    // a server that speaks the protocol), and closes.
+                    stats.health_check();
+                    return close_politely(self.socket, limits.drain_timeout, 0).await;
+                }
+                Err(crate::proxy::HeaderError::ClosedEarly) => {
+                    stats.proxy_closed_early();
+                    tracing::debug!("{}: closed before its PROXY header", self.peer);
+                    return;
+                }
+                Err(error) => {
+                    stats.proxy_header_refused();
+                    if bad_headers.due() {
+                        tracing::warn!(
+                            "{}: {error}; closing it unserved (counted in \
+                             proxy_header_refusals; logged at most every {:?})",
+                            self.peer,
+                            crate::per_address::Quiet::EVERY
+                        );
+                    }
+                    return abort(self.socket);
+                }
+            },
+        };
         // Held until the connection ends; `None` when per-address limits are off.
         let _slot = match per_address {
-            Some(per_address) => match per_address.admit(self.peer.ip()) {
+            Some(per_address) => match per_address.admit(client.ip()) {
                 Some(slot) => Some(slot),
                 None => {
                     // No joke, and a reset rather than a clean end: a clean end of an empty
                     // stream would read as an empty joke.
                     stats.per_address_refused();
-                    per_address.report_refusal(self.peer.ip());
+                    per_address.report_refusal(client.ip());
                     return abort(self.socket);
                 }
             },
@@ -759,7 +822,10 @@ impl<A: Act> Handler<'_, A> {
         // what sends the FIN (or the reset).
         drop(probe);
         match served {
-            Ok(Ok(())) => stats.served(),
+            Ok(Ok(())) => {
+                stats.served();
+                tracing::debug!("served a joke to {client}");
+            }
             Ok(Err(ServeError::Read(error))) => {
                 // Nothing was written; the client gets a clean close and no joke.
                 stats.read_failed();
@@ -964,8 +1030,8 @@ mod tests {
     #[tokio::test]
     async fn the_backlog_we_ask_for_reaches_listen() {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let small = listen(loopback, 8).unwrap();
-        let large = listen(loopback, 1024).unwrap();
+        let small = listen(loopback, 8, false).unwrap();
+        let large = listen(loopback, 1024, false).unwrap();
 
         let into_small = completed_without_accept(small.local_addr().unwrap(), 200).await;
         let into_large = completed_without_accept(large.local_addr().unwrap(), 200).await;
@@ -1039,8 +1105,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_port_in_use_is_refused() {
-        let first = listen(SocketAddr::from(([127, 0, 0, 1], 0)), 16).unwrap();
-        let error = listen(first.local_addr().unwrap(), 16).unwrap_err();
+        let first = listen(SocketAddr::from(([127, 0, 0, 1], 0)), 16, false).unwrap();
+        let error = listen(first.local_addr().unwrap(), 16, false).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
     }
 }

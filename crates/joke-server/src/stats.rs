@@ -38,6 +38,10 @@ pub struct Stats {
     write_timeouts: AtomicU64,
     joke_timeouts: AtomicU64,
     per_address_refusals: AtomicU64,
+    proxied: AtomicU64,
+    health_checks: AtomicU64,
+    proxy_header_refusals: AtomicU64,
+    proxy_closed_early: AtomicU64,
     accept_errors: AtomicU64,
     longest_poll_ns: AtomicU64,
     udp: UdpCounters,
@@ -71,6 +75,10 @@ impl Default for Stats {
             write_timeouts: AtomicU64::new(0),
             joke_timeouts: AtomicU64::new(0),
             per_address_refusals: AtomicU64::new(0),
+            proxied: AtomicU64::new(0),
+            health_checks: AtomicU64::new(0),
+            proxy_header_refusals: AtomicU64::new(0),
+            proxy_closed_early: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             longest_poll_ns: AtomicU64::new(0),
             udp: UdpCounters::default(),
@@ -98,6 +106,15 @@ pub struct StatsSummary {
     /// Connections reset unserved because their address already had `--max-per-address`
     /// connections open.
     pub per_address_refusals: u64,
+    /// Connections whose PROXY header (`--proxy-protocol`) named a client.
+    pub proxied: u64,
+    /// Connections whose PROXY header was LOCAL (v2) or UNKNOWN (v1): the balancer's health
+    /// checks, closed without a joke and counted neither as clients nor as failures.
+    pub health_checks: u64,
+    /// Connections closed unserved: no valid PROXY header within `--proxy-header-timeout`.
+    pub proxy_header_refusals: u64,
+    /// Connections that closed before sending a whole PROXY header (checks that connect and go).
+    pub proxy_closed_early: u64,
     /// Failed `accept` calls (for example when the process ran out of file descriptors).
     pub accept_errors: u64,
     /// Polls of connection tasks.
@@ -163,6 +180,18 @@ impl Stats {
     pub(crate) fn joke_timed_out(&self) {
         self.joke_timeouts.fetch_add(1, Relaxed);
     }
+    pub(crate) fn proxied(&self) {
+        self.proxied.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn health_check(&self) {
+        self.health_checks.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn proxy_header_refused(&self) {
+        self.proxy_header_refusals.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn proxy_closed_early(&self) {
+        self.proxy_closed_early.fetch_add(1, Relaxed);
+    }
     pub(crate) fn per_address_refused(&self) {
         self.per_address_refusals.fetch_add(1, Relaxed);
     }
@@ -222,6 +251,10 @@ impl Stats {
             write_timeouts: self.write_timeouts.load(Relaxed),
             joke_timeouts: self.joke_timeouts.load(Relaxed),
             per_address_refusals: self.per_address_refusals.load(Relaxed),
+            proxied: self.proxied.load(Relaxed),
+            health_checks: self.health_checks.load(Relaxed),
+            proxy_header_refusals: self.proxy_header_refusals.load(Relaxed),
+            proxy_closed_early: self.proxy_closed_early.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
             polls: metrics.total_poll_count,
             slow_polls: metrics.total_slow_poll_count,
@@ -314,6 +347,18 @@ impl std::fmt::Display for StatsSummary {
             self.runtime_flavor,
             self.worker_busy_ratio * 100.0,
         )?;
+        if self.proxied + self.health_checks + self.proxy_header_refusals + self.proxy_closed_early
+            > 0
+        {
+            write!(
+                f,
+                "; proxy: {} clients, {} health checks, {} bad headers, {} closed before one",
+                self.proxied,
+                self.health_checks,
+                self.proxy_header_refusals,
+                self.proxy_closed_early,
+            )?;
+        }
         if self.udp_received > 0 {
             write!(
                 f,

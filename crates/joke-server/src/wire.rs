@@ -27,6 +27,10 @@
 //! | `write_timeouts`         | u64   | connections whose client took no byte for `--write-timeout` (reset)      |
 //! | `joke_timeouts`          | u64   | jokes not ready within `--joke-timeout`, client waits not counted (reset) |
 //! | `per_address_refusals`   | u64   | connections reset unserved: their address was at `--max-per-address`    |
+//! | `proxied`                | u64   | connections whose PROXY header (`--proxy-protocol`) named a client       |
+//! | `health_checks`          | u64   | PROXY LOCAL/UNKNOWN connections: the balancer's checks, not clients      |
+//! | `proxy_header_refusals`  | u64   | connections reset unserved: no valid PROXY header in time                |
+//! | `proxy_closed_early`     | u64   | connections closed before a whole PROXY header arrived                   |
 //! | `accept_errors`          | u64   | failed `accept` calls (EMFILE when out of file descriptors, say)         |
 //! | `polls`                  | u64   | polls of connection tasks                                                |
 //! | `slow_polls`             | u64   | polls longer than `slow_poll_threshold_us`: a worker thread was blocked  |
@@ -65,7 +69,7 @@
 //! served time only (see `heartbeat.rs` for why), and `worker_busy_ratio` the whole running
 //! time. Version 2 changed the meaning of `write_timeouts` (it was one deadline over reading,
 //! reloading and writing; it is now the write *progress* timeout) and added `joke_timeouts`
-//! for the deadline of getting the joke, `per_address_refusals` and the `udp_` fields.
+//! for the deadline of getting the joke, `per_address_refusals`, the PROXY protocol's four counters and the `udp_` fields.
 //!
 //! # Dying with the parent (environment)
 //!

@@ -96,6 +96,24 @@ impl RunningBinary {
         }
     }
 
+    /// [`start`](Self::start), with `env` added to the process's environment (such as
+    /// `RUST_LOG=debug`).
+    pub fn start_with_env(binary: &str, args: &[&OsStr], env: &[(&str, &str)]) -> Self {
+        let runtime = supervisor_runtime();
+        let launch = env
+            .iter()
+            .fold(launch(binary, args), |launch, (key, value)| {
+                launch.env(key, value)
+            });
+        let server = runtime
+            .block_on(launch.start())
+            .unwrap_or_else(|error| panic!("{error}"));
+        RunningBinary {
+            server: Some(server),
+            runtime,
+        }
+    }
+
     fn server(&self) -> &Supervised {
         self.server.as_ref().expect("running until terminated")
     }

@@ -5,6 +5,7 @@
 //!   on demand, returning its statistics.
 //! - [`client`]: clients with timeouts (polite, talkative, rude, and crowds), and an act's
 //!   `serve_joke` run over a real loopback socket pair.
+//! - [`load`]: a steady load of clients, with a record of how each connection ended.
 //! - [`binary`]: an act's real binary as a child process: started on port 0, stopped with
 //!   SIGTERM, or run to its exit when it must refuse to start.
 //!
@@ -19,6 +20,7 @@
 pub mod binary;
 pub mod client;
 pub mod fixture;
+pub mod load;
 pub mod server;
 
 pub use binary::{Exited, RunningBinary, run_to_exit};

@@ -29,6 +29,7 @@ mod faults;
 mod hostile_clients;
 mod live_edits;
 mod net_limits;
+mod replicas;
 mod run_act;
 mod same_bytes;
 mod signals;

@@ -14,13 +14,18 @@ use crate::common::{alone, os, run_binary_to_exit};
 /// A client connecting from `source`, one of the loopback addresses (all of 127.0.0.0/8 is
 /// loopback on Linux).
 async fn connect_from(source: [u8; 4], addr: SocketAddr) -> tokio::net::TcpStream {
+    try_connect_from(source, addr).await.expect("connecting")
+}
+
+async fn try_connect_from(
+    source: [u8; 4],
+    addr: SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
     let socket = TcpSocket::new_v4().expect("a socket");
     socket
         .bind(SocketAddr::from((source, 0)))
         .expect("binding to a loopback address");
-    within(Duration::from_secs(10), "connecting", socket.connect(addr))
-        .await
-        .expect("connecting")
+    within(Duration::from_secs(10), "connecting", socket.connect(addr)).await
 }
 
 /// 127.0.0.1 holds its limit of connections (served, and kept open by clients that never
@@ -57,8 +62,12 @@ fn another_address_is_served_while_one_holds_its_limit() {
             .expect("a holder is served");
             holders.push(holder);
         }
-        let mut over = connect_from([127, 0, 0, 1], addr).await;
-        match read_to_end(&mut over).await {
+        // The reset may come before connect() has returned.
+        let over = match try_connect_from([127, 0, 0, 1], addr).await {
+            Ok(mut over) => read_to_end(&mut over).await,
+            Err(error) => Err(error),
+        };
+        match over {
             Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
             Ok(bytes) => panic!("over the limit, got {} bytes and a clean end", bytes.len()),
         }
@@ -213,4 +222,86 @@ fn bad_values_of_the_network_flags_exit_2() {
         assert!(exited.stderr.contains(flag), "{flag}: {}", exited.stderr);
         assert!(exited.stderr.contains(needle), "{flag}: {}", exited.stderr);
     }
+}
+
+/// Sends `header` on a new connection and reads what comes back (or the error).
+async fn after_header(addr: SocketAddr, header: &[u8]) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = connect(addr).await?;
+    socket.write_all(header).await?;
+    read_to_end(&mut socket).await
+}
+
+/// `--proxy-protocol`: a v1 header gets a joke, and its address is the one
+/// `--max-per-address` counts; a missing or malformed header gets a reset, never a joke; a v2
+/// LOCAL (a health check) is counted as a check; a client that sends nothing is given up on
+/// after the header timeout.
+#[test]
+fn the_proxy_header_names_the_client_and_nothing_else_is_served() {
+    let _alone = alone();
+    let file = JokesFile::fixture();
+    let jokes = file.served_jokes();
+    let config = Config {
+        proxy_protocol: Some(Duration::from_millis(300)),
+        max_per_address: Some(1),
+        drain_timeout: Duration::from_secs(30),
+        grace_period: Duration::from_millis(200),
+        ..Config::new(file.path())
+    };
+    let server = ServerUnderTest::start(acts::make::act1_naive(), config);
+    let addr = server.addr();
+    let from = |client: &str| format!("PROXY TCP4 {client} 127.0.0.1 40000 12345\r\n");
+    client_runtime().block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // 192.0.2.1 holds its one slot (it reads its joke but keeps the connection open)...
+        let mut holder = connect(addr).await.expect("connecting");
+        holder
+            .write_all(from("192.0.2.1").as_bytes())
+            .await
+            .unwrap();
+        let mut first = [0u8; 1];
+        holder.read_exact(&mut first).await.expect("served");
+        // ...so another connection claiming 192.0.2.1 is refused, while one claiming
+        // 192.0.2.2 is served, though all come from 127.0.0.1.
+        let refused = after_header(addr, from("192.0.2.1").as_bytes()).await;
+        assert_eq!(
+            refused.unwrap_err().kind(),
+            std::io::ErrorKind::ConnectionReset
+        );
+        let joke = after_header(addr, from("192.0.2.2").as_bytes())
+            .await
+            .expect("served");
+        assert!(jokes.contains(&String::from_utf8(joke).unwrap()));
+        // No header, a bad one: a reset and no joke.
+        for bad in [&b"hello, a joke please\r\n"[..], b"PROXY TCP4 nonsense\r\n"] {
+            let answer = after_header(addr, bad).await;
+            assert_eq!(
+                answer.unwrap_err().kind(),
+                std::io::ErrorKind::ConnectionReset,
+                "{bad:?}"
+            );
+        }
+        // Silence: the header timeout, then a reset.
+        let mut silent = connect(addr).await.expect("connecting");
+        assert_eq!(
+            read_to_end(&mut silent).await.unwrap_err().kind(),
+            std::io::ErrorKind::ConnectionReset
+        );
+        // v2 LOCAL: a health check, closed cleanly without a joke.
+        let local = [
+            0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x20, 0x00,
+            0x00, 0x00,
+        ];
+        assert_eq!(
+            after_header(addr, &local).await.expect("a clean close"),
+            b""
+        );
+        drop(holder);
+    });
+    let stats = server.stop();
+    assert_eq!(stats.served, 2, "{stats:?}");
+    assert_eq!(stats.proxied, 3, "{stats:?}");
+    assert_eq!(stats.per_address_refusals, 1, "{stats:?}");
+    assert_eq!(stats.proxy_header_refusals, 3, "{stats:?}");
+    assert_eq!(stats.health_checks, 1, "{stats:?}");
 }
