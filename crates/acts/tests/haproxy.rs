@@ -17,7 +17,6 @@
 //!   side normally when the server's side dies. RFC 865 has no length, so a client cannot
 //!   tell a cut joke from a whole one here; the test counts them apart, `empty` and `torn`.)
 
-use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -115,12 +114,7 @@ fn start_haproxy(config: &str, folder: &std::path::Path) -> Haproxy {
 #[test]
 fn replicas_behind_haproxy_survive_one_being_killed() {
     let file = JokesFile::fixture();
-    let jokes: Arc<HashSet<Vec<u8>>> = Arc::new(
-        file.served_jokes()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-    );
+    let jokes = file.served_joke_set();
     let run_act = env!("CARGO_BIN_EXE_run-act");
     let path = file.path().display().to_string();
     let args = [

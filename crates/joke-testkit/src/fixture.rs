@@ -121,6 +121,17 @@ impl JokesFile {
             .read_all_blocking()
             .expect("reading a test jokes file")
     }
+
+    /// The same, as the set of byte strings a client may receive (what [`crate::load`]
+    /// checks against).
+    pub fn served_joke_set(&self) -> std::sync::Arc<std::collections::HashSet<Vec<u8>>> {
+        std::sync::Arc::new(
+            self.served_jokes()
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! More than one process on one port: `--reuse-port`, and a rolling restart under load (start
 //! the new process, then SIGTERM the old one). A harness property, so one act stands for all.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,12 +27,7 @@ pub fn kernel_migrates_queues() -> bool {
 fn a_rolling_restart_with_reuse_port_refuses_nobody() {
     let _alone = alone();
     let file = JokesFile::fixture();
-    let jokes: Arc<HashSet<Vec<u8>>> = Arc::new(
-        file.served_jokes()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-    );
+    let jokes = file.served_joke_set();
     let entry = acts::entry("act1-naive");
     let mut args = server_args(&file);
     args.extend(os(&["--reuse-port"]));
