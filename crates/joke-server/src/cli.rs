@@ -99,7 +99,8 @@ pub struct ServerArgs {
     #[arg(long, value_parser = parse_period, allow_hyphen_values = true)]
     pub stats_every: Option<humantime::Duration>,
 
-    /// Simulate a slow disk: a blocking sleep of this long wherever the act reads the file.
+    /// Simulate a slow disk: a blocking sleep of this long wherever the act reads the file
+    /// (more than a minute is warned about: it is rarely meant).
     #[arg(long, default_value_t = Config::DEFAULT_IO_DELAY.into(), value_parser = parse_duration, allow_hyphen_values = true)]
     pub io_delay: humantime::Duration,
 
