@@ -223,6 +223,19 @@ pub(crate) struct CompareOpts {
     #[arg(long, value_name = "FILE.md")]
     pub(crate) figures: Option<PathBuf>,
 
+    /// Instead of the table: for each act, record one burst of --timeline-conns connections
+    /// with the servers' --timeline and draw it, writing DIR/ACT.json (Chrome trace-event JSON,
+    /// for Perfetto) and DIR/ACT.svg (one lane per thread); then measure the recorder's cost,
+    /// the act recording and not recording side by side, over --rounds bursts of --conns.
+    /// --figures then writes the timelines' figures.
+    #[arg(long, value_name = "DIR", conflicts_with = "chart")]
+    pub(crate) timeline: Option<PathBuf>,
+
+    /// Connections of the burst each --timeline picture shows.
+    #[arg(long, value_name = "N", default_value = "100", requires = "timeline",
+          value_parser = joke_server::parse_at_least_one)]
+    pub(crate) timeline_conns: NonZeroUsize,
+
     #[command(flatten)]
     pub(crate) acts: ActsOpts,
 

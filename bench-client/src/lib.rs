@@ -41,6 +41,7 @@ mod slow_disk;
 mod soak;
 mod stats;
 mod sweep;
+mod timeline;
 mod verify;
 
 pub use cli::Opts;
@@ -247,6 +248,9 @@ fn run_sweep(opts: SweepOpts) -> anyhow::Result<bool> {
 
 /// `compare`. Returns whether every act served every connection and exited cleanly.
 fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
+    if opts.timeline.is_some() {
+        return run_timelines(opts);
+    }
     warn_if_unoptimised();
     load::ensure_open_files(opts.conns.get());
     let mut settings = CompareSettings {
@@ -283,6 +287,37 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
         eprintln!("bench-client: figures written to {}", path.display());
     }
     Ok(report.all_ok())
+}
+
+/// `compare --timeline DIR`. Returns whether every act served every connection and exited
+/// cleanly.
+fn run_timelines(opts: CompareOpts) -> anyhow::Result<bool> {
+    if opts.shared.output == cli::OutputMode::Json {
+        return Err(BadInput(
+            "--timeline prints a table and writes files; it has no --output json".into(),
+        )
+        .into());
+    }
+    warn_if_unoptimised();
+    let settings = timeline::TimelineSettings {
+        acts: opts.acts.chosen(),
+        dir: opts.timeline.clone().context("--timeline DIR")?,
+        picture_conns: opts.timeline_conns.get(),
+        conns: opts.conns.get(),
+        rounds: opts.rounds.get(),
+        timeout: opts.shared.timeout,
+        io_delay: opts.io_delay,
+        flavor: opts.flavor,
+        jokes: opts.acts.jokes_path(),
+    };
+    load::ensure_open_files(settings.conns.max(settings.picture_conns));
+    let results = client_runtime()?.block_on(timeline::timelines(&settings))?;
+    print!("{}", timeline::table(&results, &settings));
+    if let Some(path) = &opts.figures {
+        timeline::write_figures(path, &results, &settings)?;
+        eprintln!("bench-client: figures written to {}", path.display());
+    }
+    Ok(results.iter().all(|act| act.ok))
 }
 
 /// `soak`. Returns whether every connection to every act succeeded and verified.

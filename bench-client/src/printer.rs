@@ -9,6 +9,7 @@ mod rate;
 mod text;
 
 pub(crate) use figures::note_load_at_start;
+pub(crate) use figures::{Figures, machine};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@ use crate::sweep::SweepReport;
 
 /// A figures file being built: the command that wrote it, then keyed values in order.
 #[derive(Debug)]
-pub(super) struct Figures {
+pub(crate) struct Figures {
     /// The machine's CPU count, for the first line.
     cpus: usize,
     entries: Vec<(String, String)>,
@@ -25,7 +25,7 @@ pub(super) struct Figures {
 
 impl Figures {
     /// An empty file, for a run on a machine with `cpus` CPUs.
-    pub(super) fn new(cpus: usize) -> Figures {
+    pub(crate) fn new(cpus: usize) -> Figures {
         Figures {
             cpus,
             entries: Vec::new(),
@@ -34,7 +34,7 @@ impl Figures {
 
     /// Adds `value` under `key`. A key is made of ASCII letters, digits, `_` and `-` (mdBook's
     /// anchors); anything else in it becomes `_`. A value is one line (but the `table`).
-    pub(super) fn add(&mut self, key: &str, value: impl ToString) {
+    pub(crate) fn add(&mut self, key: &str, value: impl ToString) {
         let key = key
             .chars()
             .map(|c| {
@@ -67,7 +67,7 @@ impl Figures {
     }
 
     /// Writes the file (and its folder).
-    pub(super) fn write(&self, path: &Path) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, path: &Path) -> anyhow::Result<()> {
         super::create_parent(path)?;
         std::fs::write(path, self.render()).with_context(|| format!("writing {}", path.display()))
     }
@@ -90,7 +90,7 @@ pub(crate) fn note_load_at_start() {
 
 /// The machine as the first line and the `machine` key describe it: `2 cores, load 1.52 0.90
 /// 0.41 at start` (or only the cores where there is no `/proc/loadavg`).
-fn machine(cpus: usize) -> String {
+pub(crate) fn machine(cpus: usize) -> String {
     note_load_at_start();
     match LOAD_AT_START.get().and_then(Option::as_deref) {
         Some(load) => format!("{cpus} cores, load {load} at start"),

@@ -121,6 +121,13 @@ pub struct ServerArgs {
     /// With --udp: replies per second to all sources together.
     #[arg(long, default_value_t = Config::DEFAULT_UDP_GLOBAL_RATE, value_parser = parse_rate)]
     pub udp_global_rate: NonZeroU32,
+
+    /// Record which thread ran what (each connection task's polls, each blocking read and
+    /// --io-delay sleep and whether it held a worker or ran on the blocking pool, worker
+    /// parks, the accept loop) and write it at exit to FILE as Chrome trace-event JSON, for
+    /// Perfetto or chrome://tracing. Keeps at most 1000000 events.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
 }
 
 impl ServerArgs {

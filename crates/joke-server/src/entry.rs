@@ -9,6 +9,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use joke_index::exit_code;
 
 use crate::shutdown::{self, Shutdown};
+use crate::timeline::{self, Recording};
 use crate::{Act, Config, Flavor, NoActArgs, Server, ServerArgs, StatsSummary};
 
 #[derive(Debug, Parser)]
@@ -81,6 +82,13 @@ pub fn run_act_from<X: Args, A: Act>(
         }
     };
     // ANCHOR_END: signals
+    let recording = match start_timeline(&cli.server) {
+        Ok(recording) => recording,
+        Err(error) => {
+            eprintln!("{name}: error: {error}");
+            return ExitCode::from(exit_code::BAD_INPUT);
+        }
+    };
 
     // ANCHOR: runtime
     let mut runtime = match flavor {
@@ -90,6 +98,9 @@ pub fn run_act_from<X: Args, A: Act>(
     if let Some(workers) = cli.server.workers {
         runtime.worker_threads(workers.get());
     }
+    if let Some((recording, _)) = &recording {
+        recording.hook(&mut runtime);
+    }
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -98,6 +109,7 @@ pub fn run_act_from<X: Args, A: Act>(
         }
     };
     // ANCHOR_END: runtime
+    let workers = runtime.metrics().num_workers();
     let config = Config::from_args(&cli.server);
     let grace_period = config.grace_period;
     let udp = config.udp;
@@ -114,6 +126,14 @@ pub fn run_act_from<X: Args, A: Act>(
     if let Some(every) = cli.server.stats_every {
         shutdown.print_every(every.into());
     }
+    let about = timeline::About {
+        act: name.into(),
+        act_options: act_options.clone(),
+        io_delay_ms: config_io_delay_ms(&cli.server),
+        flavor: flavor.name().into(),
+        workers,
+        ..timeline::About::default()
+    };
     let started = Started {
         name,
         act_options,
@@ -123,8 +143,57 @@ pub fn run_act_from<X: Args, A: Act>(
     // A blocking read still running now (a disk that never answers) would keep a plain drop
     // of the runtime waiting forever: give it a bound, then abandon it.
     runtime.shutdown_timeout(shutdown::RUNTIME_WIND_DOWN);
+    let mut code = ExitCode::SUCCESS;
+    if let Some((recording, load_average)) = recording {
+        if let Err(error) = finish_timeline(recording, about, load_average) {
+            tracing::error!("{error}");
+            code = ExitCode::from(exit_code::FAILURE);
+        }
+    }
     shutdown.finish(&summary);
-    ExitCode::SUCCESS
+    code
+}
+
+/// `--timeline FILE`: starts the recorder before the runtime exists (so that its threads'
+/// first events are in it), creating the file now, so that a path that cannot be written is
+/// refused at start-up. Returns it with the load average at the start, for the record.
+fn start_timeline(
+    args: &crate::ServerArgs,
+) -> Result<Option<(Recording, Option<f64>)>, timeline::TimelineError> {
+    let Some(path) = &args.timeline else {
+        return Ok(None);
+    };
+    let load_average = timeline::load_average();
+    Ok(Some((Recording::start(path)?, load_average)))
+}
+
+/// Writes the timeline recorded, once the runtime is shut down (no thread of it still runs).
+fn finish_timeline(
+    recording: Recording,
+    mut about: timeline::About,
+    load_average: Option<f64>,
+) -> Result<(), String> {
+    about.cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    about.load_average = load_average;
+    match recording.finish(about) {
+        Ok((path, kept, dropped)) => {
+            let dropped = if dropped > 0 {
+                format!(" ({dropped} more did not fit in {})", timeline::MAX_EVENTS)
+            } else {
+                String::new()
+            };
+            tracing::info!(
+                "timeline: {kept} events written to {}{dropped}",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(error) => Err(format!("--timeline: writing the file: {error}")),
+    }
+}
+
+fn config_io_delay_ms(args: &crate::ServerArgs) -> f64 {
+    std::time::Duration::from(args.io_delay).as_secs_f64() * 1e3
 }
 
 /// The act's own options as they were given or defaulted (`--mode block-in-place`), for the

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use joke_index::{FormatChoice, Index, IndexError, JokeLineReader, ReadError};
 use tokio::task::JoinError;
 
-use crate::{Act, JokeLines, simulate_slow_disk};
+use crate::{Act, JokeLines, simulate_slow_disk_for, timeline};
 
 /// One joke, chosen for one connection: which joke, in which version of the index, and how
 /// slow the simulated disk is.
@@ -23,6 +23,9 @@ pub struct JokeToServe {
     index: Arc<Index>,
     number: usize,
     io_delay: Duration,
+    /// The connection it is served to, as the `--timeline` numbers them (`None` when no
+    /// timeline is recorded): a read on the blocking pool is drawn with its connection.
+    connection: Option<u64>,
 }
 
 impl JokeToServe {
@@ -32,6 +35,8 @@ impl JokeToServe {
             index,
             number,
             io_delay,
+            // Made inside the connection's task: the task being polled is its connection.
+            connection: timeline::current_connection(),
         }
     }
 
@@ -56,8 +61,11 @@ impl JokeToServe {
     /// a problem on a runtime worker (that is act 1's lesson).
     // ANCHOR: read_blocking
     pub fn read_blocking(&self) -> Result<String, ReadError> {
-        simulate_slow_disk(self.io_delay);
-        self.index.read_joke_blocking(self.number)
+        simulate_slow_disk_for(self.io_delay, self.connection);
+        // One interval of the `--timeline`, when one is recorded.
+        timeline::blocking_read(self.connection, || {
+            self.index.read_joke_blocking(self.number)
+        })
     }
     // ANCHOR_END: read_blocking
 
@@ -65,9 +73,15 @@ impl JokeToServe {
     /// delay: an iterator whose every `next` may block, for the blocking pool only. See
     /// [`JokeLineReader`] for its checks, and for why a failure may come after lines.
     // ANCHOR: lines_blocking
-    pub fn lines_blocking(&self) -> JokeLineReader {
-        simulate_slow_disk(self.io_delay);
-        Index::lines_blocking(&self.index, self.number)
+    pub fn lines_blocking(&self) -> BlockingLines {
+        simulate_slow_disk_for(self.io_delay, self.connection);
+        let lines = timeline::blocking_read(self.connection, || {
+            Index::lines_blocking(&self.index, self.number)
+        });
+        BlockingLines {
+            lines,
+            connection: self.connection,
+        }
     }
     // ANCHOR_END: lines_blocking
 
@@ -96,6 +110,23 @@ impl JokeToServe {
             path: self.index().path().to_path_buf(),
             source: io::Error::other(format!("the blocking read did not finish: {error}")),
         }
+    }
+}
+
+/// The lines of one joke, read with blocking calls: a [`JokeLineReader`] whose every read
+/// (the open in [`JokeToServe::lines_blocking`], then each line) is one interval of the
+/// `--timeline`, when one is recorded.
+#[derive(Debug)]
+pub struct BlockingLines {
+    lines: JokeLineReader,
+    connection: Option<u64>,
+}
+
+impl Iterator for BlockingLines {
+    type Item = <JokeLineReader as Iterator>::Item;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        timeline::blocking_read(self.connection, || self.lines.next())
     }
 }
 
@@ -367,6 +398,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::simulate_slow_disk;
 
     /// An act that keeps state keyed to the index it last loaded, as the cached finale does,
     /// and takes `delay` to load it: the finale reading the whole file from a slow disk.

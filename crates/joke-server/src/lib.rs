@@ -44,6 +44,7 @@ mod stats;
 #[cfg(feature = "supervisor")]
 pub mod supervisor;
 mod udp;
+pub mod timeline;
 pub mod wire;
 
 pub use cli::{
@@ -52,7 +53,9 @@ pub use cli::{
 };
 pub use entry::{run_act, run_act_from, run_act_with};
 pub use heartbeat::HEARTBEAT_PERIOD;
-pub use jokes::{JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME};
+pub use jokes::{
+    BlockingLines, JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME,
+};
 pub use lines::JokeLines;
 pub use server::{Config, ReloadHandle, Server, StartError};
 pub use shutdown::MARGIN as SHUTDOWN_MARGIN;
@@ -132,8 +135,14 @@ pub enum ServeError {
 /// in the others).
 // ANCHOR: simulate_slow_disk
 pub fn simulate_slow_disk(delay: std::time::Duration) {
-    if !delay.is_zero() {
-        std::thread::sleep(delay);
-    }
+    simulate_slow_disk_for(delay, None);
 }
 // ANCHOR_END: simulate_slow_disk
+
+/// [`simulate_slow_disk`] for the joke of `connection` (when the caller knows it): the sleep
+/// is one interval of the `--timeline`, when one is recorded (see the `timeline` module).
+pub(crate) fn simulate_slow_disk_for(delay: std::time::Duration, connection: Option<u64>) {
+    if !delay.is_zero() {
+        timeline::io_delay(connection, || std::thread::sleep(delay));
+    }
+}

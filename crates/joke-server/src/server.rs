@@ -392,7 +392,7 @@ impl<A: Act> Server<A> {
 
         // ANCHOR: run_until_shutdown
         tokio::select! {
-            () = listener.run() => {}
+            () = crate::timeline::accept_loop(listener.run()) => {}
             () = shutdown => {
                 tracing::info!("shutting down: no new connections, finishing jokes in flight");
             }
@@ -600,7 +600,10 @@ fn spawn_handler<A: Act>(
         own.stats.time_polls(handler.run()).await;
         drop(permit);
     };
-    connections.spawn(shared.stats.instrument(task));
+    // Drawn on the `--timeline`, poll by poll, when one is recorded.
+    connections.spawn(crate::timeline::connection_task(
+        shared.stats.instrument(task),
+    ));
 }
 
 /// What to do when `accept` fails.

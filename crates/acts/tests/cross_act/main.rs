@@ -16,6 +16,8 @@
 //!   before writing any;
 //! - `live_edits`: the jokes file edited under the clients' feet never tears a joke;
 //! - `hostile_clients`: idle crowds, clients that never read, the connection limit;
+//! - `timeline`: `--timeline` records where each act's reads ran (a worker's task poll, the
+//!   blocking pool, nowhere), every connection's events, one lane per thread;
 //! - `udp`: RFC 865 over UDP;
 //! - `run_act`: the `run-act` binary refusing what it cannot run.
 //!
@@ -33,6 +35,7 @@ mod replicas;
 mod run_act;
 mod same_bytes;
 mod signals;
+mod timeline;
 mod udp;
 
 /// The acts this build does not have (Act VIII without `--cfg tokio_unstable`) generate no
