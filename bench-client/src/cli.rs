@@ -228,7 +228,7 @@ pub(crate) struct CompareOpts {
     /// for Perfetto) and DIR/ACT.svg (one lane per thread); then measure the recorder's cost,
     /// the act recording and not recording side by side, over --rounds bursts of --conns.
     /// --figures then writes the timelines' figures.
-    #[arg(long, value_name = "DIR", conflicts_with = "chart")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["chart", "slow_disk"])]
     pub(crate) timeline: Option<PathBuf>,
 
     /// Connections of the burst each --timeline picture shows.

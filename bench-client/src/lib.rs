@@ -248,11 +248,6 @@ fn run_sweep(opts: SweepOpts) -> anyhow::Result<bool> {
 
 /// `compare`. Returns whether every act served every connection and exited cleanly.
 fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
-    if opts.timeline.is_some() {
-        return run_timelines(opts);
-    }
-    warn_if_unoptimised();
-    load::ensure_open_files(opts.conns.get());
     let mut settings = CompareSettings {
         acts: opts.acts.chosen(),
         conns: opts.conns.get(),
@@ -263,6 +258,11 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
         jokes: opts.acts.jokes_path(),
         disk: slow_disk::DiskReport::plain(opts.io_delay),
     };
+    if let Some(dir) = &opts.timeline {
+        return run_timelines(&opts, settings, dir);
+    }
+    warn_if_unoptimised();
+    load::ensure_open_files(opts.conns.get());
     let runtime = client_runtime()?;
     let report = match opts.slow_disk {
         None => runtime.block_on(compare(&settings))?,
@@ -291,7 +291,11 @@ fn run_compare(opts: CompareOpts) -> anyhow::Result<bool> {
 
 /// `compare --timeline DIR`. Returns whether every act served every connection and exited
 /// cleanly.
-fn run_timelines(opts: CompareOpts) -> anyhow::Result<bool> {
+fn run_timelines(
+    opts: &CompareOpts,
+    compare: CompareSettings,
+    dir: &std::path::Path,
+) -> anyhow::Result<bool> {
     if opts.shared.output == cli::OutputMode::Json {
         return Err(BadInput(
             "--timeline prints a table and writes files; it has no --output json".into(),
@@ -300,17 +304,11 @@ fn run_timelines(opts: CompareOpts) -> anyhow::Result<bool> {
     }
     warn_if_unoptimised();
     let settings = timeline::TimelineSettings {
-        acts: opts.acts.chosen(),
-        dir: opts.timeline.clone().context("--timeline DIR")?,
+        dir: dir.to_owned(),
         picture_conns: opts.timeline_conns.get(),
-        conns: opts.conns.get(),
-        rounds: opts.rounds.get(),
-        timeout: opts.shared.timeout,
-        io_delay: opts.io_delay,
-        flavor: opts.flavor,
-        jokes: opts.acts.jokes_path(),
+        compare,
     };
-    load::ensure_open_files(settings.conns.max(settings.picture_conns));
+    load::ensure_open_files(settings.compare.conns.max(settings.picture_conns));
     let results = client_runtime()?.block_on(timeline::timelines(&settings))?;
     print!("{}", timeline::table(&results, &settings));
     if let Some(path) = &opts.figures {

@@ -14,13 +14,11 @@ mod svg;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use joke_server::Flavor;
 use joke_server::timeline::{Interval, Kind, Trace};
 
-use crate::compare::load_jokes;
+use crate::compare::{CompareSettings, load_jokes};
 use crate::load::{LoadPlan, run_round};
 use crate::printer::{Figures, machine};
 use crate::servers::ServerProcess;
@@ -31,18 +29,13 @@ use acts::ActEntry;
 /// What `compare --timeline` does.
 #[derive(Debug, Clone)]
 pub(crate) struct TimelineSettings {
-    pub(crate) acts: Vec<&'static ActEntry>,
     /// The folder the pictures and traces go to.
     pub(crate) dir: PathBuf,
     /// Connections of the recorded burst that is drawn.
     pub(crate) picture_conns: usize,
-    /// Connections per burst, and bursts, of the cost measurement.
-    pub(crate) conns: usize,
-    pub(crate) rounds: usize,
-    pub(crate) timeout: Duration,
-    pub(crate) io_delay: Duration,
-    pub(crate) flavor: Flavor,
-    pub(crate) jokes: PathBuf,
+    /// The acts, the servers' options, and the cost measurement's bursts (`conns` connections,
+    /// `rounds` times).
+    pub(crate) compare: CompareSettings,
 }
 
 /// What one act's timeline showed, and what recording it cost.
@@ -139,13 +132,14 @@ pub(crate) fn burst_span(intervals: &[Interval]) -> (f64, f64) {
 
 /// Runs `compare --timeline`.
 pub(crate) async fn timelines(settings: &TimelineSettings) -> anyhow::Result<Vec<ActTimeline>> {
-    let jokes = std::path::absolute(&settings.jokes)
-        .with_context(|| format!("resolving {}", settings.jokes.display()))?;
+    let jokes = &settings.compare.jokes;
+    let jokes =
+        std::path::absolute(jokes).with_context(|| format!("resolving {}", jokes.display()))?;
     let verify = Arc::new(load_jokes(&jokes).await?);
     std::fs::create_dir_all(&settings.dir)
         .with_context(|| format!("creating {}", settings.dir.display()))?;
     let mut results = Vec::new();
-    for &act in &settings.acts {
+    for &act in &settings.compare.acts {
         eprintln!("bench-client: timeline of {}", act.name);
         results.push(one_act(settings, act, &jokes, &verify).await?);
     }
@@ -161,7 +155,20 @@ async fn one_act(
     let json = settings.dir.join(format!("{}.json", act.name));
     let svg = settings.dir.join(format!("{}.svg", act.name));
     let mut problems = Vec::new();
-    let flavor = [OsString::from("--flavor"), settings.flavor.name().into()];
+    let TimelineSettings {
+        picture_conns,
+        compare:
+            CompareSettings {
+                conns,
+                rounds,
+                timeout,
+                io_delay,
+                flavor,
+                ..
+            },
+        ..
+    } = *settings;
+    let flavor = [OsString::from("--flavor"), flavor.name().into()];
     let recorded = |path: &Path| {
         let mut args = flavor.to_vec();
         args.extend([OsString::from("--timeline"), path.into()]);
@@ -171,17 +178,16 @@ async fn one_act(
         Arc::new(LoadPlan {
             addr: server.addr,
             conns,
-            timeout: settings.timeout,
+            timeout,
             send: Arc::from(&[][..]),
             verify: Some(Arc::clone(verify)),
         })
     };
 
     // 1. The picture: one short burst, recorded.
-    let server =
-        ServerProcess::start_with(act, jokes, settings.io_delay, &[], &recorded(&json)).await?;
+    let server = ServerProcess::start_with(act, jokes, io_delay, &[], &recorded(&json)).await?;
     let mut picture = Tally::default();
-    picture.add_round(&run_round(&plan(&server, settings.picture_conns), &hidden()).await);
+    picture.add_round(&run_round(&plan(&server, picture_conns), &hidden()).await);
     let outcome = server.stop().await;
     problems.extend(outcome.problem);
     if !picture.report().all_succeeded() {
@@ -192,8 +198,7 @@ async fn one_act(
     }
     let trace = Trace::read(&json).map_err(anyhow::Error::msg)?;
     let summary = TraceSummary::of(&trace);
-    svg::draw(&svg, &trace, settings.picture_conns)
-        .with_context(|| format!("drawing {}", svg.display()))?;
+    svg::draw(&svg, &trace, picture_conns).with_context(|| format!("drawing {}", svg.display()))?;
     eprintln!(
         "bench-client: {} and {} written",
         svg.display(),
@@ -202,12 +207,11 @@ async fn one_act(
 
     // 2. The cost: recording and not recording, side by side, the same bursts.
     let scratch = settings.dir.join(format!(".{}-cost.json", act.name));
-    let off = ServerProcess::start_with(act, jokes, settings.io_delay, &[], &flavor).await?;
-    let on =
-        ServerProcess::start_with(act, jokes, settings.io_delay, &[], &recorded(&scratch)).await?;
-    let (off_plan, on_plan) = (plan(&off, settings.conns), plan(&on, settings.conns));
+    let off = ServerProcess::start_with(act, jokes, io_delay, &[], &flavor).await?;
+    let on = ServerProcess::start_with(act, jokes, io_delay, &[], &recorded(&scratch)).await?;
+    let (off_plan, on_plan) = (plan(&off, conns), plan(&on, conns));
     let (mut off_tally, mut on_tally) = (Tally::default(), Tally::default());
-    for round in 0..settings.rounds {
+    for round in 0..rounds {
         // Swapped every round: neither always runs on a machine warmed by the other.
         if round % 2 == 0 {
             off_tally.add_round(&run_round(&off_plan, &hidden()).await);
@@ -251,8 +255,8 @@ pub(crate) fn table(results: &[ActTimeline], settings: &TimelineSettings) -> Str
          connections, and that ran pool work)\n",
         settings.picture_conns,
         settings.dir.display(),
-        settings.rounds,
-        settings.conns
+        settings.compare.rounds,
+        settings.compare.conns
     );
     out.push_str(&format!(
         "{:<22} {:>5} {:>6} {:>8} {:>8} {:>7} {:>5} {:>9} {:>9} {:>6} {:>8} {:>8}\n",
@@ -302,9 +306,9 @@ pub(crate) fn write_figures(
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut figures = Figures::new(cpus);
     figures.add("conns", settings.picture_conns);
-    figures.add("cost_conns", settings.conns);
-    figures.add("cost_rounds", settings.rounds);
-    figures.add("io_delay_ms", settings.io_delay.as_secs_f64() * 1e3);
+    figures.add("cost_conns", settings.compare.conns);
+    figures.add("cost_rounds", settings.compare.rounds);
+    figures.add("io_delay_ms", settings.compare.io_delay.as_secs_f64() * 1e3);
     figures.add("machine", machine(cpus));
     for act in results {
         let key = act.act.replace('-', "_");

@@ -374,19 +374,24 @@ impl Trace {
 
     fn from_threads(threads: &[Arc<ThreadLog>], about: About) -> Trace {
         let pid = std::process::id();
-        let mut events = vec![TraceEvent {
+        let metadata = |name: &str, tid: u64, args: EventArgs| TraceEvent {
             ph: "M".into(),
-            name: "process_name".into(),
+            name: name.into(),
             cat: None,
             pid,
-            tid: 0,
+            tid,
             ts: None,
             dur: None,
-            args: EventArgs {
+            args,
+        };
+        let mut events = vec![metadata(
+            "process_name",
+            0,
+            EventArgs {
                 name: Some(about.act.clone()),
                 ..EventArgs::default()
             },
-        }];
+        )];
         let mut intervals = Vec::new();
         // The main thread first, then the others in the order they first recorded.
         let mut order: Vec<&Arc<ThreadLog>> = threads.iter().collect();
@@ -394,32 +399,23 @@ impl Trace {
         for (n, log) in order.into_iter().enumerate() {
             let tid = n as u64 + 1;
             let recorded = lock(&log.events).clone();
-            events.push(TraceEvent {
-                ph: "M".into(),
-                name: "thread_name".into(),
-                cat: None,
-                pid,
+            let name = lane_name(tid, log.main, &recorded);
+            events.push(metadata(
+                "thread_name",
                 tid,
-                ts: None,
-                dur: None,
-                args: EventArgs {
-                    name: Some(lane_name(tid, log.main, &recorded)),
+                EventArgs {
+                    name: Some(name),
                     ..EventArgs::default()
                 },
-            });
-            events.push(TraceEvent {
-                ph: "M".into(),
-                name: "thread_sort_index".into(),
-                cat: None,
-                pid,
+            ));
+            events.push(metadata(
+                "thread_sort_index",
                 tid,
-                ts: None,
-                dur: None,
-                args: EventArgs {
+                EventArgs {
                     sort_index: Some(tid),
                     ..EventArgs::default()
                 },
-            });
+            ));
             intervals.extend(recorded.into_iter().map(|event| (tid, event)));
         }
         intervals.sort_by_key(|(tid, event)| (event.start, *tid));
