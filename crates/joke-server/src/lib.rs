@@ -43,8 +43,8 @@ mod shutdown;
 mod stats;
 #[cfg(feature = "supervisor")]
 pub mod supervisor;
-mod udp;
 pub mod timeline;
+mod udp;
 pub mod wire;
 
 pub use cli::{
