@@ -15,7 +15,8 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: the summary line's slow polls. With `spawn-blocking` they stay near zero;
+//! What to watch: the summary line's slow polls. With `spawn-blocking` they stay far below one
+//! per joke (a few per hundred on a busy machine, the operating system pausing a worker);
 //! with `block-in-place` there is about one per joke, as in Act I, and yet the heartbeat p99
 //! stays far below Act I's: a slow poll names the task that held a thread, not the tasks
 //! that waited.

@@ -14,7 +14,7 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: no slow polls in the summary line (the read is on the pool), and about as
+//! What to watch: few slow polls in the summary line (the read is on the pool), and about as
 //! many polls per connection as Act II: a writable socket takes every line in one poll.
 //! What line-by-line writing costs is write calls, one per line, not polls.
 

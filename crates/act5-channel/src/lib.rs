@@ -16,7 +16,7 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: no slow polls in the summary line, like Act II (the reading is on the pool),
+//! What to watch: few slow polls in the summary line, like Act II (the reading is on the pool),
 //! and polls per connection about Act II's; what grows is write calls, one per line.
 
 use joke_index::ReadError;

@@ -15,7 +15,7 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: no slow polls in the summary line (the read is on the pool); polls per
+//! What to watch: few slow polls in the summary line (the read is on the pool); polls per
 //! connection about Act II's. The difference from Acts IV and V is write calls: one per joke
 //! here, one per line there.
 

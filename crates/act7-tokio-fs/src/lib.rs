@@ -14,7 +14,7 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: no slow polls in the summary line (the delay is slept on the pool, before
+//! What to watch: few slow polls in the summary line (the delay is slept on the pool, before
 //! the open), and the most polls per connection of all acts: one per trip to the pool.
 
 use std::io::{self, SeekFrom};

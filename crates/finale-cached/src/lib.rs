@@ -15,8 +15,8 @@
 //! cargo run --release -p bench-client -- --conns 1000
 //! ```
 //!
-//! What to watch: the fewest polls per connection of all acts, no slow polls, and a summary
-//! line that the delay does not change.
+//! What to watch: two polls per connection, as few as any act; the fewest slow polls; and a
+//! summary line that the delay does not change.
 
 use std::sync::Arc;
 
