@@ -76,8 +76,8 @@ impl Shutdown {
             .spawn(move || {
                 for signal in signals.forever() {
                     match signal {
-                        SIGINT => shutdown.request("SIGINT received"),
-                        SIGTERM => shutdown.request("SIGTERM received"),
+                        SIGINT => shutdown.request_by_signal("SIGINT received"),
+                        SIGTERM => shutdown.request_by_signal("SIGTERM received"),
                         SIGHUP => {
                             tracing::info!("SIGHUP: reloading the jokes file");
                             shutdown.hangup.notify_one();
@@ -118,6 +118,20 @@ impl Shutdown {
 
     fn print_live(&self) {
         tracing::info!("{}", crate::wire::live_stats_line(&self.stats.summary()));
+    }
+
+    /// A signal's request to stop. The first is a graceful shutdown, as [`request`](Self::request);
+    /// a second one while that shutdown still waits (for a blocked read, say) is someone who
+    /// does not want to wait: the process prints its statistics as they are and exits at once.
+    fn request_by_signal(self: &Arc<Self>, why: &str) {
+        if !self.requested.is_cancelled() {
+            return self.request(why);
+        }
+        if self.claim_the_end() {
+            tracing::warn!("{why} again: stopping now, without waiting for the jokes in flight");
+            self.print_final(&self.stats.summary());
+            std::process::exit(exit_code::FAILURE.into());
+        }
     }
 
     /// Asks the server to stop (the first time; later requests are only logged), and starts

@@ -142,6 +142,22 @@ impl RunningBinary {
         self.server().addr()
     }
 
+    /// Waits for the process to exit by itself (after a [`signal`](Self::signal), say).
+    ///
+    /// # Panics
+    /// When it is still running after [`PROCESS_TIMEOUT`] (it is killed).
+    pub fn wait_for_exit(mut self) -> Exited {
+        let server = self.server.take().expect("wait_for_exit is called once");
+        let name = server.name().to_owned();
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(PROCESS_TIMEOUT, server.wait()).await })
+        {
+            Ok(stopped) => stopped.into(),
+            Err(_) => panic!("{name} still running {PROCESS_TIMEOUT:?} later"),
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit.
     ///
     /// # Panics

@@ -275,6 +275,43 @@ fn sighup_reloads_the_jokes_file(entry: &ActEntry) {
     assert_eq!(exited.code, Some(0), "stderr:\n{}", exited.stderr);
 }
 
+/// A second Ctrl-C, while the first one's shutdown waits for a read that takes half a minute,
+/// stops the process at once: it says so, prints its statistics and exits with 1. (Without it
+/// the process would wait for the grace period, and its watchdog would say something else.)
+#[test]
+fn a_second_ctrl_c_stops_at_once() {
+    let _alone = alone();
+    let file = JokesFile::fixture();
+    let mut args = server_args(&file);
+    args.extend([
+        arg("--io-delay"),
+        arg("30s"),
+        arg("--grace-period"),
+        arg("20s"),
+    ]);
+    let mut server = start_binary(acts::entry("act1-naive"), &args);
+    // A client whose joke waits behind the 30 s read, so the shutdown has something to wait for.
+    let _client = std::net::TcpStream::connect(server.addr()).expect("connecting");
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal(rustix::process::Signal::INT);
+    server.wait_for_stderr("shutting down");
+    server.signal(rustix::process::Signal::INT);
+    let exited = server.wait_for_exit();
+    assert!(
+        exited
+            .stderr
+            .contains("SIGINT received again: stopping now"),
+        "stderr:\n{}",
+        exited.stderr
+    );
+    assert_eq!(exited.code, Some(1), "stderr:\n{}", exited.stderr);
+    assert!(
+        exited.stdout.contains("\"served\":0"),
+        "the statistics on stdout: {}",
+        exited.stdout
+    );
+}
+
 /// Writes `text` over the start of the file in place (same inode), then sets its modification
 /// time to `modified`.
 fn rewrite_keeping_modification_time(path: &std::path::Path, text: &str, modified: SystemTime) {
