@@ -417,6 +417,17 @@ impl<'a> Newlines<'a> {
     }
 }
 
+impl Newlines<'_> {
+    /// The same search, started at `at` instead (positions stay those of the whole buffer).
+    fn from(self, at: usize) -> Self {
+        Newlines {
+            next: at,
+            mask: 0,
+            ..self
+        }
+    }
+}
+
 impl Iterator for Newlines<'_> {
     type Item = usize;
 
@@ -452,16 +463,36 @@ fn newline_mask(block: &[u8]) -> u64 {
     for (flag, &byte) in is_newline.iter_mut().zip(block) {
         *flag = u8::from(byte == b'\n');
     }
+    pack_flags(&is_newline)
+}
+
+/// 64 flags (bytes of 0 or 1) into the bits of one word, flag `i` in bit `i`.
+#[inline(always)]
+fn pack_flags(flags: &[u8; 64]) -> u64 {
     // Eight flags (bytes of 0 or 1) at a time into eight bits: the multiplication moves the
     // flag of byte k to bit 56 + k, without carries between them.
     let mut mask = 0u64;
-    for (group, flags) in is_newline.chunks_exact(8).enumerate() {
+    for (group, flags) in flags.chunks_exact(8).enumerate() {
         let mut word = [0u8; 8];
         word.copy_from_slice(flags);
         let bits = u64::from_le_bytes(word).wrapping_mul(0x0102_0408_1020_4080) >> 56;
         mask |= bits << (group * 8);
     }
     mask
+}
+
+/// For a 64-byte block: bit `i` of the first mask is set where `block[i]` is `\n`, of the
+/// second where it is a byte that can begin a line other than text (`-`, `%`, a space, a tab,
+/// or a `\n`: an empty line). The caller has made sure there is no `\r`.
+#[inline(always)]
+fn block_masks(block: &[u8]) -> (u64, u64) {
+    let mut is_newline = [0u8; 64];
+    let mut is_special = [0u8; 64];
+    for ((newline, special), &byte) in is_newline.iter_mut().zip(&mut is_special).zip(block) {
+        *newline = u8::from(byte == b'\n');
+        *special = u8::from(matches!(byte, b'\n' | b'-' | b'%' | b' ' | b'\t'));
+    }
+    (pack_flags(&is_newline), pack_flags(&is_special))
 }
 
 /// The scanner's state between two read buffers.
@@ -482,6 +513,9 @@ struct Scanner {
     last_byte: u8,
     /// Where the run of text lines not yet reported to the collectors starts.
     run: Mark,
+    /// Just past the start of the last line the blocks classified: a line starting before
+    /// this was already looked at (see `blocks_without_cr`).
+    classified_up_to: u64,
     longest_line: LongestLine,
 }
 
@@ -511,21 +545,116 @@ impl Scanner {
             (self.shape.class(), last == b'\r')
         };
         self.end_line(class, base + first as u64 + 1, true, carriage_return);
-        // Every other line starts in this buffer: the loop that runs once per line of the file.
         let mut start = first + 1;
+        // Every other line starts in this buffer. Without a `\r` in it (most files), whole
+        // blocks of lines at a time; otherwise, and for the last few bytes, line by line.
+        if memchr::memchr(b'\r', &chunk[start..]).is_none() {
+            let tail = self.blocks_without_cr(chunk, base, start);
+            start = (self.line_start - base) as usize;
+            newlines = Newlines::new(chunk).from(tail);
+        }
         for newline in newlines {
             let content = &chunk[start..newline];
             let carriage_return = content.last() == Some(&b'\r');
-            self.end_line(
-                class_of_line(content),
-                base + newline as u64 + 1,
-                true,
-                carriage_return,
-            );
+            // A line that began in the blocks was classified there already (if it could be
+            // anything but text): here it only ends.
+            let class = if base + (start as u64) < self.classified_up_to {
+                LineClass::Text
+            } else {
+                class_of_line(content)
+            };
+            self.end_line(class, base + newline as u64 + 1, true, carriage_return);
             start = newline + 1;
         }
         self.line_goes_on(&chunk[start..], base + start as u64);
         Ok(())
+    }
+
+    /// The lines of `chunk[from..]` in whole 64-byte blocks, for a buffer without any `\r`
+    /// (so no line ending holds one). `from` is where a line starts. Returns where the blocks
+    /// end: the rest, fewer than 64 bytes, goes line by line; `self.line_start` is then the start
+    /// of the line the blocks left unfinished.
+    ///
+    /// This is where a text line costs nothing of its own. Each block gives two 64-bit masks,
+    /// its `\n` bytes and its bytes that can begin a line other than text (`-`, `%`, a space, a
+    /// tab, a `\n`), and only the lines that start at such a byte are looked at. The lines
+    /// are counted by the masks' bits; the longest line is found from the first line end of
+    /// each block (a line inside one block is shorter than 64 bytes, and is only measured while
+    /// no line of 64 bytes or more has been seen).
+    fn blocks_without_cr(&mut self, chunk: &[u8], base: u64, from: usize) -> usize {
+        let mut line_start = from;
+        let mut block = from;
+        // Whether the byte before `block` ended a line: a line starts at `block`.
+        let mut starts_here = true;
+        while let Some(bytes) = chunk.get(block..block + 64) {
+            let (newlines, special) = block_masks(bytes);
+            let starts = (newlines << 1) | u64::from(starts_here);
+            let mut candidates = starts & special;
+            while candidates != 0 {
+                let at = block + candidates.trailing_zeros() as usize;
+                candidates &= candidates - 1;
+                self.classify_from(chunk, base, at);
+            }
+            if newlines == 0 {
+                // A long line: jump to its end. If it does not end in this buffer, no other
+                // line starts in it either: the blocks are done.
+                starts_here = false;
+                block = match memchr::memchr(b'\n', &chunk[block + 64..]) {
+                    Some(skip) => block + 64 + skip,
+                    None => chunk.len(),
+                };
+                continue;
+            }
+            // The first line end of the block ends the line that began before it.
+            let first_end = block + newlines.trailing_zeros() as usize;
+            self.longer_line(first_end - line_start, self.lines + 1);
+            if self.longest_line.bytes < 64 {
+                // Short lines so far: measure the ones inside this block too.
+                let mut rest = newlines & (newlines - 1);
+                let mut previous = first_end;
+                let mut number = self.lines + 1;
+                while rest != 0 {
+                    let end = block + rest.trailing_zeros() as usize;
+                    number += 1;
+                    self.longer_line(end - previous - 1, number);
+                    previous = end;
+                    rest &= rest - 1;
+                }
+            }
+            self.lines += u64::from(newlines.count_ones());
+            line_start = block + 64 - newlines.leading_zeros() as usize;
+            starts_here = newlines >> 63 == 1;
+            block += 64;
+        }
+        self.line_start = base + line_start as u64;
+        block
+    }
+
+    /// Records a line of `bytes` (line ending not counted), the file's line `number`, if it is
+    /// the longest so far.
+    #[inline(always)]
+    fn longer_line(&mut self, bytes: usize, number: u64) {
+        if bytes as u64 > self.longest_line.bytes {
+            self.longest_line = LongestLine {
+                bytes: bytes as u64,
+                line: number,
+            };
+        }
+    }
+
+    /// The line that starts at `chunk[at]` may be blank or a separator: look at it, and report
+    /// it if it is. A line that does not end in this buffer is left to the rest of the scan.
+    #[inline(never)]
+    fn classify_from(&mut self, chunk: &[u8], base: u64, at: usize) {
+        let Some(len) = memchr::memchr(b'\n', &chunk[at..]) else {
+            return;
+        };
+        let (start, end) = (base + at as u64, base + (at + len) as u64 + 1);
+        self.classified_up_to = start + 1;
+        let class = class_of_line(&chunk[at..at + len]);
+        if class != LineClass::Text {
+            self.not_text(class, start, end, true, false);
+        }
     }
 
     /// `rest`, which starts at `offset`, ends the buffer without a `\n`: the current line goes
@@ -908,6 +1037,86 @@ mod tests {
         let dashed = scan(text.as_bytes(), Some(Format::Dashed)).unwrap();
         assert_eq!(dashed.jokes.len(), 1);
         assert_eq!(dashed.jokes[0].bytes, 0..6);
+    }
+
+    /// Hands out `self.1` bytes per read.
+    struct Pieces<'a>(&'a [u8], usize);
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// The longest line of `text` (line ending, `\n` and one `\r` before it, not counted) and
+    /// its 1-based number, the first of equals, the plain way.
+    fn longest_line_of(text: &[u8]) -> LongestLine {
+        let mut longest = LongestLine::default();
+        let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        if text.ends_with(b"\n") {
+            lines.pop();
+        }
+        for (number, line) in lines.iter().enumerate() {
+            let bytes = line.strip_suffix(b"\r").unwrap_or(line).len() as u64;
+            if bytes > longest.bytes {
+                longest = LongestLine {
+                    bytes,
+                    line: number as u64 + 1,
+                };
+            }
+        }
+        longest
+    }
+
+    #[test]
+    fn the_blocks_find_what_the_line_by_line_scan_finds() {
+        // Pseudo-random texts over the bytes that matter, lines short and long, with and
+        // without `\r`, read whole (the blocks) and one byte at a time (line by line, the
+        // rules as written), and in pieces of odd sizes (blocks cut at every place).
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..400 {
+            let with_cr = case % 4 == 0;
+            let long_lines = case % 3 == 0;
+            let mut text = Vec::new();
+            let len = (random() % 3000) as usize;
+            while text.len() < len {
+                let r = random() % 100;
+                match r {
+                    0..=9 => text.push(b'\n'),
+                    10..=13 => text.extend_from_slice(b"\n---\n"),
+                    14..=16 => text.extend_from_slice(b"\n%\n"),
+                    17..=19 => text.push(b'-'),
+                    20 => text.push(b'%'),
+                    21..=24 => text.push(b' '),
+                    25 => text.push(b'\t'),
+                    26 if with_cr => text.push(b'\r'),
+                    27 if with_cr => text.extend_from_slice(b"\r\n"),
+                    28 => text.extend_from_slice("é".as_bytes()),
+                    29 if long_lines => text.extend(std::iter::repeat_n(b'y', 150)),
+                    _ => text.push(b'x'),
+                }
+            }
+            let line_by_line = scan(Trickle(&text), None).unwrap();
+            assert_eq!(line_by_line.longest_line, longest_line_of(&text), "case {case}");
+            for piece in [READ_BUFFER, 1000, 129, 64, 63] {
+                let blocks = scan(Pieces(&text, piece), None).unwrap();
+                let what = format!("case {case}, pieces of {piece}");
+                assert_eq!(blocks.format, line_by_line.format, "{what}");
+                assert_eq!(blocks.jokes, line_by_line.jokes, "{what}");
+                assert_eq!(blocks.sizes, line_by_line.sizes, "{what}");
+                assert_eq!(blocks.len, line_by_line.len, "{what}");
+                assert_eq!(blocks.longest_line, line_by_line.longest_line, "{what}");
+            }
+        }
     }
 
     #[test]
