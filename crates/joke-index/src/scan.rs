@@ -1106,7 +1106,11 @@ mod tests {
                 }
             }
             let line_by_line = scan(Trickle(&text), None).unwrap();
-            assert_eq!(line_by_line.longest_line, longest_line_of(&text), "case {case}");
+            assert_eq!(
+                line_by_line.longest_line,
+                longest_line_of(&text),
+                "case {case}"
+            );
             for piece in [READ_BUFFER, 1000, 129, 64, 63] {
                 let blocks = scan(Pieces(&text, piece), None).unwrap();
                 let what = format!("case {case}, pieces of {piece}");
