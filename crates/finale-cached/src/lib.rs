@@ -2,7 +2,8 @@
 //!
 //! At start-up and after every reload, every joke is read once ([`Index::read_served_blocking`])
 //! into one [`Bytes`] buffer in served form; serving is one `write_all` of a slice of it. The
-//! cache sits behind an [`ArcSwapOption`] and remembers the index it was read from: a joke
+//! cache (one per file, for a server of a directory) sits behind an [`ArcSwap`] and remembers
+//! the index it was read from: a joke
 //! picked from another index is reported stale ([`ReadError::Changed`]) before anything is
 //! written, and the harness picks again. The cache costs the size of the jokes (about twice
 //! that during a reload); `docs/src/finale-cached.md` says more. `--io-delay` has nothing to
@@ -18,9 +19,11 @@
 //! What to watch: two polls per connection, as few as any act; the fewest slow polls; and a
 //! summary line that the delay does not change.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use joke_index::{Index, ReadError, ServedJokes};
 use joke_server::{Act, JokeToServe, ServeError};
@@ -41,8 +44,9 @@ struct JokeCache {
 /// Serves every joke from memory.
 #[derive(Debug, Default)]
 pub struct Cached {
-    /// Empty until the first index is loaded.
-    cache: ArcSwapOption<JokeCache>,
+    /// One cache per jokes file, by path (a server of a directory has many files); empty until
+    /// the first index is loaded.
+    caches: ArcSwap<HashMap<PathBuf, Arc<JokeCache>>>,
 }
 // ANCHOR_END: cache
 
@@ -50,8 +54,8 @@ impl Cached {
     /// Joke `joke` from the cache: a cheap clone of its bytes, or the error that makes the
     /// harness pick again when the cache holds another index's jokes.
     fn cached(&self, joke: &JokeToServe) -> Result<Bytes, ReadError> {
-        let cache = self.cache.load();
-        let Some(cache) = cache.as_deref() else {
+        let caches = self.caches.load();
+        let Some(cache) = caches.get(joke.index().path()) else {
             return Err(stale(joke));
         };
         if !Arc::ptr_eq(&cache.index, joke.index()) {
@@ -87,16 +91,22 @@ impl Act for Cached {
     }
 
     /// Runs off the runtime (the harness calls it on the blocking pool): one sequential read
-    /// of the whole file, then one atomic swap.
+    /// of the whole file, then one atomic swap of the map of caches.
     fn index_loaded(&self, index: &Arc<Index>) -> Result<(), ReadError> {
         let jokes = index
             .read_served_blocking()?
             // `Bytes::from(String)` takes over the string's buffer: no copy.
             .map_text(Bytes::from);
-        self.cache.store(Some(Arc::new(JokeCache {
+        let cache = Arc::new(JokeCache {
             index: Arc::clone(index),
             jokes,
-        })));
+        });
+        // This file's cache replaced, every other file's kept as it is.
+        self.caches.rcu(|caches| {
+            let mut caches = HashMap::clone(caches);
+            caches.insert(index.path().to_path_buf(), Arc::clone(&cache));
+            caches
+        });
         Ok(())
     }
 }

@@ -32,13 +32,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the format, the number of jokes and their sizes in served form.
+    /// Print the format, the number of jokes and their sizes in served form. Given a
+    /// directory (fortune's layout), one line per jokes file, the total, and what was skipped.
     Stats {
         #[command(flatten)]
         input: Input,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// With a directory: include its off/ folder of offensive (ROT13) fortunes.
+        #[arg(long)]
+        offensive: bool,
     },
     /// Print joke N (counting from 0) exactly as a server sends it.
     Get {
@@ -70,7 +74,7 @@ pub enum Command {
 /// The jokes file a subcommand reads, and how to read it.
 #[derive(Debug, Args)]
 pub struct Input {
-    /// The jokes file.
+    /// The jokes file (for `stats`, a directory of them too).
     pub file: PathBuf,
     /// Read the file in this format instead of detecting it.
     #[arg(long, value_enum, default_value_t = FormatChoice::Auto)]
@@ -110,7 +114,11 @@ pub fn run_and_report(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8
 /// Runs one subcommand.
 pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome> {
     match &cli.command {
-        Command::Stats { input, json } => stats(input, *json, out),
+        Command::Stats {
+            input,
+            json,
+            offensive,
+        } => stats(input, *json, *offensive, out),
         Command::Get { input, number } => get(input, *number, out),
         Command::Dump { input } => dump(input, out),
         Command::Check { input } => check(input, out, err),
@@ -211,7 +219,10 @@ fn read_all(input: &Input) -> Result<(Index, ServedJokes)> {
     Ok((index, jokes))
 }
 
-fn stats(input: &Input, json: bool, out: &mut dyn Write) -> Result<Outcome> {
+fn stats(input: &Input, json: bool, offensive: bool, out: &mut dyn Write) -> Result<Outcome> {
+    if input.file.is_dir() {
+        return dir_stats(input, json, offensive, out);
+    }
     // The index measured every joke's served size as it went: no second read of the file.
     let index = Index::build(&input.file, input.format)?;
     let stats = Stats::of(index.path(), index.format(), index.served_sizes());
@@ -223,6 +234,140 @@ fn stats(input: &Input, json: bool, out: &mut dyn Write) -> Result<Outcome> {
     out.write_all(text.as_bytes())
         .context("writing to standard output")?;
     Ok(Outcome::Done)
+}
+
+/// What `joke-index stats DIR` reports: each jokes file as `stats FILE` would, their total,
+/// and the entries left out with the reason.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DirStats {
+    pub dir: String,
+    pub files: Vec<Stats>,
+    pub total: DirTotal,
+    pub skipped: Vec<SkippedEntry>,
+}
+
+/// The jokes of every file of a directory, together.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DirTotal {
+    pub files: usize,
+    pub jokes: usize,
+    pub shortest_bytes: usize,
+    pub longest_bytes: usize,
+    pub mean_bytes: f64,
+    pub over_rfc865_limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SkippedEntry {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The directory's jokes files, by the rules a server serving it applies
+/// ([`joke_index::dir`]): what would be served, and what would not.
+fn dir_stats(input: &Input, json: bool, offensive: bool, out: &mut dyn Write) -> Result<Outcome> {
+    use joke_index::dir::{index_listed, list_dir};
+    let listing = list_dir(&input.file, offensive).map_err(|source| IndexError::Io {
+        path: input.file.clone(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    let mut skipped: Vec<SkippedEntry> = listing
+        .skipped
+        .iter()
+        .map(|entry| SkippedEntry {
+            path: entry.path.display().to_string(),
+            reason: entry.reason.clone(),
+        })
+        .collect();
+    let mut all = Vec::new();
+    for listed in &listing.files {
+        match index_listed(listed, input.format) {
+            Ok(index) => {
+                let sizes = index.served_sizes();
+                all.push(sizes);
+                files.push(Stats::of(index.path(), index.format(), sizes));
+            }
+            Err(reason) => skipped.push(SkippedEntry {
+                path: listed.path.display().to_string(),
+                reason,
+            }),
+        }
+    }
+    let jokes: u64 = all.iter().map(|s| s.jokes).sum();
+    let total_bytes: u64 = all.iter().map(|s| s.total).sum();
+    let total = DirTotal {
+        files: files.len(),
+        jokes: jokes as usize,
+        shortest_bytes: all.iter().map(|s| s.shortest).min().unwrap_or(0) as usize,
+        longest_bytes: all.iter().map(|s| s.longest).max().unwrap_or(0) as usize,
+        mean_bytes: if jokes == 0 {
+            0.0
+        } else {
+            total_bytes as f64 / jokes as f64
+        },
+        over_rfc865_limit: all.iter().map(|s| s.over_rfc865_limit).sum::<u64>() as usize,
+    };
+    let stats = DirStats {
+        dir: input.file.display().to_string(),
+        files,
+        total,
+        skipped,
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&stats).context("formatting the stats as JSON")? + "\n"
+    } else {
+        dir_stats_text(&stats)
+    };
+    out.write_all(text.as_bytes())
+        .context("writing to standard output")?;
+    if stats.files.is_empty() {
+        return Err(BadUsage(format!(
+            "{}: no jokes file in this directory",
+            input.file.display()
+        ))
+        .into());
+    }
+    Ok(Outcome::Done)
+}
+
+/// One line per file (jokes, shortest, longest, mean, over 512), the total, then the skipped.
+fn dir_stats_text(stats: &DirStats) -> String {
+    let mut text = format!(
+        "{:>7} {:>8} {:>8} {:>7} {:>8}  file\n",
+        "jokes", "shortest", "longest", "mean", "over 512"
+    );
+    for file in &stats.files {
+        text += &format!(
+            "{:>7} {:>8} {:>8} {:>7.1} {:>8}  {} ({})\n",
+            file.jokes,
+            file.shortest_bytes,
+            file.longest_bytes,
+            file.mean_bytes,
+            file.over_rfc865_limit,
+            file.file,
+            file.format
+        );
+    }
+    let total = &stats.total;
+    text += &format!(
+        "{:>7} {:>8} {:>8} {:>7.1} {:>8}  total: {} in {}\n",
+        total.jokes,
+        total.shortest_bytes,
+        total.longest_bytes,
+        total.mean_bytes,
+        total.over_rfc865_limit,
+        if total.files == 1 {
+            "1 file".to_string()
+        } else {
+            format!("{} files", total.files)
+        },
+        stats.dir
+    );
+    for entry in &stats.skipped {
+        text += &format!("skipped: {}: {}\n", entry.path, entry.reason);
+    }
+    text
 }
 
 fn get(input: &Input, number: usize, out: &mut dyn Write) -> Result<Outcome> {

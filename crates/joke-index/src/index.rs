@@ -57,6 +57,9 @@ pub struct Index {
     sizes: ServedSizes,
     fingerprint: Fingerprint,
     longest_line: LongestLine,
+    /// Whether the file's jokes are stored ROT13-encoded (fortune's offensive files, flagged
+    /// in their `.dat`): every read decodes them, so the served form is the plain text.
+    rot13: bool,
 }
 
 impl Index {
@@ -96,7 +99,22 @@ impl Index {
             sizes: scan.sizes,
             fingerprint,
             longest_line: scan.longest_line,
+            rot13: false,
         })
+    }
+
+    /// The same index, with every joke decoded from ROT13 when it is read (`true`): what
+    /// fortune does for a file whose `.dat` has [`FLAG_ROTATED`](crate::strfile::FLAG_ROTATED).
+    /// ROT13 turns ASCII letters into ASCII letters and leaves every other byte alone, so the
+    /// offsets, sizes and line rules of the index hold for the decoded text too.
+    pub fn decoding_rot13(mut self, rot13: bool) -> Index {
+        self.rot13 = rot13;
+        self
+    }
+
+    /// Whether reads decode ROT13 (see [`decoding_rot13`](Self::decoding_rot13)).
+    pub fn decodes_rot13(&self) -> bool {
+        self.rot13
     }
 
     /// The sizes of the jokes in served form (count, total, shortest, longest, over RFC 865's
@@ -262,6 +280,7 @@ impl Index {
                 _ => io_error(e),
             })?;
             position = span.bytes.end;
+            self.decode(&mut raw);
             let raw = std::str::from_utf8(&raw).map_err(|_| self.changed())?;
             let served = served_form(raw);
             if served.is_empty() {
@@ -276,7 +295,8 @@ impl Index {
 
     /// Turns the raw bytes read at a joke's offsets into its served form. Bytes that are not
     /// UTF-8 cannot be what the index saw (it checked every line), so they mean the file changed.
-    pub fn served_from_raw(&self, raw: Vec<u8>) -> Result<String, ReadError> {
+    pub fn served_from_raw(&self, mut raw: Vec<u8>) -> Result<String, ReadError> {
+        self.decode(&mut raw);
         let raw = String::from_utf8(raw).map_err(|_| self.changed())?;
         let served = served_form(&raw);
         if served.is_empty() {
@@ -294,8 +314,27 @@ impl Index {
         })
     }
 
+    /// Decodes raw bytes read at the index's offsets in place, when the file is ROT13-encoded.
+    pub(crate) fn decode(&self, raw: &mut [u8]) {
+        if self.rot13 {
+            rot13(raw);
+        }
+    }
+
     fn changed(&self) -> ReadError {
         ReadError::changed(&self.path)
+    }
+}
+
+/// ROT13 in place: each ASCII letter moves 13 places along the alphabet (so doing it twice
+/// gives the text back); every other byte, UTF-8 sequences included, stays as it is.
+pub fn rot13(bytes: &mut [u8]) {
+    for byte in bytes {
+        match *byte {
+            b'a'..=b'z' => *byte = b'a' + (*byte - b'a' + 13) % 26,
+            b'A'..=b'Z' => *byte = b'A' + (*byte - b'A' + 13) % 26,
+            _ => {}
+        }
     }
 }
 

@@ -27,9 +27,11 @@
 //! assert_eq!(jokes[1], "--->>> x <<<---\n");
 //! ```
 
+pub mod dir;
 mod error;
 mod index;
 mod lines_reader;
+pub mod pick;
 mod scan;
 mod served;
 pub mod strfile;
@@ -40,7 +42,9 @@ pub mod invariants;
 pub mod exit_code;
 
 pub use error::{IndexError, ReadError};
-pub use index::{Fingerprint, Index, InvalidUtf8, ServedJokes, jokes_in, line_ranges_in, spans_in};
+pub use index::{
+    Fingerprint, Index, InvalidUtf8, ServedJokes, jokes_in, line_ranges_in, rot13, spans_in,
+};
 pub use lines_reader::JokeLineReader;
 pub use scan::{JokeSpan, LineClass, LongestLine, ServedSizes, classify_line};
 pub use served::{served_form, served_lines};

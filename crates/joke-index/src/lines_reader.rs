@@ -85,6 +85,7 @@ impl Iterator for JokeLineReader {
             }
             Ok(read) => {
                 self.left = self.left.saturating_sub(read as u64);
+                self.index.decode(&mut raw);
                 served_line(raw).ok_or_else(|| ReadError::changed(self.index.path()))
             }
             Err(source) => Err(self.index.io_error(source)),

@@ -203,9 +203,20 @@ fn bad_input_exits_2_with_the_file_and_line() {
             "{stderr}"
         );
     }
-    let output = joke_index(&["stats", arg(dir.path())]);
+    let output = joke_index(&["get", arg(dir.path()), "0"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("is a directory"));
+    // `stats` reads a directory, and says when nothing in it can be served.
+    let output = joke_index(&["stats", arg(dir.path())]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("no jokes file in this directory"),
+        "{output:?}"
+    );
+    assert!(
+        text(&output.stdout).contains("line 3: invalid UTF-8"),
+        "{output:?}"
+    );
     let output = joke_index(&["frobnicate"]);
     assert_eq!(output.status.code(), Some(2));
 }
@@ -236,4 +247,43 @@ fn dat_writes_strfiles_bytes_next_to_the_file_by_default() {
     let output = joke_index(&["dat", arg(&dir.path().join("missing"))]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("missing"));
+}
+
+#[test]
+fn stats_of_a_directory_reports_each_file_the_total_and_what_was_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("riddles"), "one\n%\ntwo, longer\n%\n").unwrap();
+    joke_index(&["dat", arg(&d.join("riddles"))]);
+    std::fs::write(d.join("jokes.txt"), "a\n---\nbb\n---\nccc\n").unwrap();
+    std::fs::write(d.join("README"), "Not jokes.\n").unwrap();
+    std::fs::create_dir(d.join("off")).unwrap();
+    std::fs::write(d.join("off/rude"), "n\n%\nb\n%\n").unwrap();
+
+    let output = joke_index(&["stats", arg(d)]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[1].contains(&format!("{} (dashed)", arg(&d.join("jokes.txt")))),
+        "{stdout}"
+    );
+    assert!(lines[1].split_whitespace().next() == Some("3"), "{stdout}");
+    assert!(lines[2].contains("riddles (fortune)"), "{stdout}");
+    assert!(lines[3].contains("total: 2 files"), "{stdout}");
+    assert_eq!(lines[3].split_whitespace().next(), Some("5"), "{stdout}");
+    assert!(
+        stdout.contains("skipped: ") && stdout.contains("README"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--offensive"), "{stdout}");
+    assert!(!stdout.contains("riddles.dat"), "{stdout}");
+
+    let output = joke_index(&["stats", "--json", "--offensive", arg(d)]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["total"]["files"], 3);
+    assert_eq!(json["total"]["jokes"], 7);
+    assert_eq!(json["files"].as_array().unwrap().len(), 3);
+    assert_eq!(json["skipped"][0]["path"], arg(&d.join("README")));
 }

@@ -167,3 +167,101 @@ proptest! {
         prop_assert_eq!(ours, theirs);
     }
 }
+
+/// Debian's fortunes directory (`fortunes-min` in CI; the full `fortunes` where installed),
+/// read by our directory rules: every text file is served, nothing else, and each file's count
+/// of jokes is the count in its strfile `.dat`.
+#[test]
+fn debian_fortunes_directory_loads_with_the_counts_of_its_dat_files() {
+    use joke_index::dir::{dat_path, index_listed, list_dir};
+    let listing = list_dir(Path::new(FORTUNES_DIR), false)
+        .unwrap_or_else(|e| panic!("{FORTUNES_DIR}: {e} (apt-get install fortunes-min)"));
+    assert!(
+        listing.files.len() >= FORTUNES_MIN.len(),
+        "{:?}",
+        listing.files
+    );
+    for name in FORTUNES_MIN {
+        assert!(
+            listing
+                .files
+                .iter()
+                .any(|f| f.path == Path::new(FORTUNES_DIR).join(name)),
+            "{name} is not listed"
+        );
+    }
+    for file in &listing.files {
+        assert!(file.has_dat, "{}", file.path.display());
+        let index = index_listed(file, FormatChoice::Auto).unwrap_or_else(|e| panic!("{e}"));
+        let dat = Strfile::read_dat(dat_path(&file.path)).unwrap();
+        assert_eq!(
+            index.len(),
+            dat.len(),
+            "{}: our count against its .dat's",
+            file.path.display()
+        );
+    }
+    // Debian's `.u8` links and the `.dat`s are never candidates.
+    assert!(listing.files.iter().all(|f| f.path.extension().is_none()));
+}
+
+/// fortune's own chances (`fortune -f` prints them, in hundredths of a percent), against our
+/// picker's, for its default rule and for `-e`, over the same directory.
+#[test]
+fn our_shares_are_fortunes_own() {
+    use joke_index::dir::{index_listed, list_dir};
+    use joke_index::pick::{Candidates, Picker, Weighting};
+    const FORTUNE: &str = "/usr/games/fortune";
+    assert!(
+        Path::new(FORTUNE).is_file(),
+        "{FORTUNE} is missing (apt-get install fortune-mod)"
+    );
+    let listing = list_dir(Path::new(FORTUNES_DIR), false).unwrap();
+    let files: Vec<Index> = listing
+        .files
+        .iter()
+        .map(|f| index_listed(f, FormatChoice::Auto).unwrap())
+        .collect();
+    for (flag, weighting) in [
+        (None, Weighting::ByJokes),
+        (Some("-e"), Weighting::EqualFiles),
+    ] {
+        let output = Command::new(FORTUNE)
+            .args(flag)
+            .args(["-f", FORTUNES_DIR])
+            .output()
+            .unwrap();
+        // `fortune -f` writes its list on stderr: `100.00% DIR`, then `  0.84% riddles`...
+        let listed = String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout);
+        let theirs: Vec<(String, f64)> = listed
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let (percent, name) = line.trim().split_once("% ")?;
+                Some((name.to_string(), percent.parse().ok()?))
+            })
+            .collect();
+        assert_eq!(theirs.len(), files.len(), "{listed}");
+        let picker = Picker::new(
+            files
+                .iter()
+                .map(|index| Candidates::all(index.len()))
+                .collect(),
+            weighting,
+        )
+        .unwrap();
+        for (index, share) in files.iter().zip(picker.shares()) {
+            let name = index.path().file_name().unwrap().to_string_lossy();
+            let (_, percent) = theirs
+                .iter()
+                .find(|(theirs, _)| *theirs == name)
+                .unwrap_or_else(|| panic!("fortune -f does not list {name}: {listed}"));
+            assert!(
+                (100.0 * share - percent).abs() <= 0.006,
+                "{name} ({flag:?}): ours {:.4}%, fortune's {percent}%",
+                100.0 * share
+            );
+        }
+    }
+}

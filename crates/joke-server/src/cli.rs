@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use joke_index::FormatChoice;
+use joke_index::pick::{LengthLimits, Weighting};
 
-use crate::Config;
+use crate::{Config, JokeChoice};
 
 /// The address a server listens on when `--addr` is not given. (A [`Config::new`] listens on a
 /// free port instead, as a test wants.)
@@ -24,14 +25,32 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = DEFAULT_ADDR, value_parser = parse_listen_addr)]
     pub addr: SocketAddr,
 
-    /// The jokes file [default: ./jokes.txt, else a copy of the project's jokes.txt built into
-    /// this binary]
+    /// The jokes file, or a directory of them laid out as fortune's (/usr/share/games/fortunes)
+    /// [default: ./jokes.txt, else a copy of the project's jokes.txt built into this binary]
     #[arg(long)]
     pub jokes: Option<PathBuf>,
 
     /// Format of the jokes file: detected from its separators, or forced.
     #[arg(long, value_enum, default_value_t = Config::DEFAULT_FORMAT)]
     pub format: FormatChoice,
+
+    /// How a file of a directory is chosen: by-jokes (in proportion to its number of jokes, so
+    /// every joke is equally likely: fortune's default) or equal-files (fortune -e).
+    #[arg(long, value_enum, default_value_t = Weighting::ByJokes)]
+    pub weighting: Weighting,
+
+    /// Serve only jokes of at most N bytes (served form); without N, 160: fortune -s (-n 160).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "160", value_parser = parse_length)]
+    pub max_length: Option<usize>,
+
+    /// Serve only jokes of at least N bytes; without N, 161 (longer than 160): fortune -l.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "161", value_parser = parse_length)]
+    pub min_length: Option<usize>,
+
+    /// Also serve the offensive fortunes of the directory's off/ folder, decoded from ROT13
+    /// (fortune -a).
+    #[arg(long)]
+    pub offensive: bool,
 
     /// Length of the queue of connections the kernel completes for us before we accept them
     /// (listen(2)'s backlog; the kernel caps it at net.core.somaxconn).
@@ -152,6 +171,25 @@ impl ServerArgs {
         }
         warnings
     }
+
+    /// How a joke is chosen (`--weighting`, `--max-length`, `--min-length`, `--offensive`).
+    pub fn joke_choice(&self) -> JokeChoice {
+        JokeChoice {
+            weighting: self.weighting,
+            lengths: LengthLimits {
+                min: self.min_length.unwrap_or(0),
+                max: self.max_length.unwrap_or(usize::MAX),
+            },
+            offensive: self.offensive,
+        }
+    }
+}
+
+/// `--max-length`, `--min-length`: a number of bytes.
+fn parse_length(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "expected a number of bytes, such as 160".to_owned())
 }
 
 /// Above this, [`ServerArgs::warnings`] warns about `--io-delay` (the book's longest is 15s).

@@ -231,10 +231,16 @@ async fn serve_until_signal<A: Act>(
         udp,
     } = started;
     let jokes = server.jokes().current();
+    let eligible = jokes.eligible_jokes();
     tracing::info!(
-        "{name} serving {} from {}{}{}",
-        crate::stats::plural(jokes.len() as u64, "joke"),
-        jokes.path().display(),
+        "{name} serving {}{} from {}{}{}",
+        crate::stats::plural(jokes.jokes() as u64, "joke"),
+        if eligible == jokes.jokes() {
+            String::new()
+        } else {
+            format!(" ({eligible} of the length asked)")
+        },
+        server.jokes().path().display(),
         if act_options.is_empty() {
             String::new()
         } else {

@@ -1,13 +1,18 @@
-//! The jokes file as the server sees it: the current index, swapped for a fresh one whenever
-//! the file changes.
+//! The jokes as the server sees them: one file or a directory of them, each file's index
+//! swapped for a fresh one whenever the file changes.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use joke_index::{FormatChoice, Index, IndexError, JokeLineReader, ReadError};
+use joke_index::dir::{self, ListedFile};
+use joke_index::pick::{Candidates, LengthLimits, Picker, Weighting};
+use joke_index::{
+    Fingerprint, FormatChoice, Index, IndexError, JokeLineReader, ReadError, ServedSizes,
+};
 use tokio::task::JoinError;
 
 use crate::{Act, JokeLines, simulate_slow_disk_for, timeline};
@@ -130,11 +135,94 @@ impl Iterator for BlockingLines {
     }
 }
 
-/// The jokes file a server serves from.
+/// How the server chooses among its jokes: fortune's rules (see [`joke_index::pick`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JokeChoice {
+    /// A file's chance: by its number of jokes (fortune's default) or equal (`fortune -e`).
+    pub weighting: Weighting,
+    /// Which jokes may be served, by served length (`--max-length`, `--min-length`).
+    pub lengths: LengthLimits,
+    /// Whether a directory's `off/` folder of offensive fortunes is served too.
+    pub offensive: bool,
+}
+
+/// What connections pick from: every jokes file in service, and the picker that chooses among
+/// them. A server given one file has a shelf of one.
 ///
-/// The index sits behind an [`ArcSwap`]: every connection takes a cheap snapshot (`Arc<Index>`)
-/// without locking, and a reload publishes a new index in one atomic store. Connections that
-/// already hold the old snapshot finish with it.
+/// A shelf never changes; a reload publishes a new one. A file that did not change is the very
+/// same `Arc<Index>` on the new shelf, so whatever an act keeps for it (the cached finale's
+/// copy of its jokes) stays valid.
+#[derive(Debug)]
+pub struct Shelf {
+    files: Vec<Loaded>,
+    picker: Picker,
+}
+
+/// One file in service: its index, and which of its jokes the length limits admit.
+#[derive(Debug, Clone)]
+struct Loaded {
+    index: Arc<Index>,
+    candidates: Candidates,
+}
+
+impl Shelf {
+    fn new(files: Vec<Loaded>, weighting: Weighting) -> Option<Shelf> {
+        let candidates = files.iter().map(|file| file.candidates.clone()).collect();
+        let picker = Picker::new(candidates, weighting)?;
+        Some(Shelf { files, picker })
+    }
+
+    /// The indexes of the files in service, sorted by path.
+    pub fn files(&self) -> impl ExactSizeIterator<Item = &Arc<Index>> {
+        self.files.iter().map(|file| &file.index)
+    }
+
+    /// How many jokes the files in service hold, together.
+    pub fn jokes(&self) -> usize {
+        self.files.iter().map(|file| file.index.len()).sum()
+    }
+
+    /// The served sizes of the jokes of every file in service, together.
+    pub fn served_sizes(&self) -> ServedSizes {
+        let sizes: Vec<ServedSizes> = self.files().map(|index| index.served_sizes()).collect();
+        ServedSizes {
+            jokes: sizes.iter().map(|s| s.jokes).sum(),
+            total: sizes.iter().map(|s| s.total).sum(),
+            shortest: sizes.iter().map(|s| s.shortest).min().unwrap_or(0),
+            longest: sizes.iter().map(|s| s.longest).max().unwrap_or(0),
+            over_rfc865_limit: sizes.iter().map(|s| s.over_rfc865_limit).sum(),
+        }
+    }
+
+    /// How many of them the length limits admit.
+    pub fn eligible_jokes(&self) -> usize {
+        self.files
+            .iter()
+            .map(|file| file.candidates.eligible_count())
+            .sum()
+    }
+
+    /// Each file's chance of being chosen, in the order of [`files`](Self::files).
+    pub fn shares(&self) -> Vec<f64> {
+        self.picker.shares()
+    }
+
+    /// A file and a joke in it, with the picker's chances.
+    pub fn pick(&self) -> (&Arc<Index>, usize) {
+        let (file, number) = self.picker.pick_random();
+        (&self.files[file].index, number)
+    }
+
+    fn find(&self, path: &Path) -> Option<&Loaded> {
+        self.files.iter().find(|file| file.index.path() == path)
+    }
+}
+
+/// The jokes a server serves from: one file, or a directory of them (`--jokes DIR`).
+///
+/// The [`Shelf`] sits behind an [`ArcSwap`]: every connection takes a cheap snapshot without
+/// locking, and a reload publishes a new shelf in one atomic store. Connections that already
+/// hold a joke of the old one finish with it.
 ///
 /// Everything sits behind one `Arc` so that a reload can run as a task of its own (see
 /// [`reload`](Jokes::reload)), outliving whichever connection asked for it.
@@ -146,26 +234,39 @@ pub struct Jokes {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
+    /// Whether `path` is a directory of jokes files (decided at start-up).
+    is_dir: bool,
     format: FormatChoice,
+    choice: JokeChoice,
     io_delay: Duration,
-    current: ArcSwap<Index>,
+    current: ArcSwap<Shelf>,
     /// Reloads are serialised, so a burst of connections that all notice a change at once
-    /// rebuilds the index once, not a thousand times.
-    reloading: tokio::sync::Mutex<()>,
-    /// The last reload failure, so that a file that stays broken is reported once, not on
-    /// every check.
-    last_failure: Mutex<Option<String>>,
+    /// rebuilds the index once, not a thousand times. The lock also guards what the reloads
+    /// remember of the files that failed.
+    reloading: tokio::sync::Mutex<Failures>,
+}
+
+/// The files a reload could not put in service, by path: why, and the fingerprint the file had
+/// then, so that a file that stays broken is reported once and not re-read on every check.
+#[derive(Debug, Default)]
+struct Failures(HashMap<PathBuf, Failure>);
+
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    /// `None`: try again at every check (the file was still being written).
+    fingerprint: Option<Fingerprint>,
 }
 
 /// What a reload did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reload {
-    /// The file had not changed; the index was kept.
+    /// No file had changed; the shelf was kept.
     Unchanged,
-    /// A fresh index is in use.
+    /// A fresh shelf is in use: a file was re-indexed, added, or taken out of service.
     Reloaded,
-    /// The file changed but could not be indexed (empty, unreadable, mid-write); the last good
-    /// index was kept.
+    /// A file changed but could not be indexed (empty, unreadable, mid-write), and there was
+    /// nothing else to change: the last good version was kept.
     Failed,
 }
 
@@ -190,6 +291,39 @@ pub enum LoadError {
     /// The file was modified a moment ago and may still be being written.
     #[error("{}: modified a moment ago, waiting for the writing to finish", path.display())]
     Settling { path: PathBuf },
+    /// A file of a directory that is not taken for a jokes file (see [`dir::index_listed`]).
+    #[error("{0}")]
+    NotJokes(String),
+    /// The directory holds no file that could be served.
+    #[error("{}: no jokes file could be served from this directory{}", path.display(), skipped_note(skipped))]
+    NoJokesFile { path: PathBuf, skipped: usize },
+    /// The directory cannot be read.
+    #[error("reading the directory {}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// No joke is as long as the limits ask.
+    #[error("{}: no joke is {lengths} ({jokes} jokes)", path.display())]
+    NoneFits {
+        path: PathBuf,
+        lengths: LengthLimits,
+        jokes: usize,
+    },
+    /// `--min-length` above `--max-length`.
+    #[error("--min-length {min} is more than --max-length {max}: no joke could be served")]
+    EmptyLengthRange { min: usize, max: usize },
+}
+
+fn skipped_note(skipped: &usize) -> String {
+    match skipped {
+        0 => " (it is empty)".into(),
+        n => format!(
+            " ({} skipped, see above)",
+            crate::stats::plural(*n as u64, "entry")
+        ),
+    }
 }
 
 // ANCHOR: line_limit
@@ -239,77 +373,198 @@ fn has_settled(index: &Index) -> bool {
 }
 // ANCHOR_END: settle_time
 
+impl Inner {
+    /// The files to serve, as the path says now: the one file, or the directory's listing (its
+    /// left-out entries beside).
+    fn list(&self) -> Result<(Vec<ListedFile>, Vec<dir::Skipped>), LoadError> {
+        if !self.is_dir {
+            let file = ListedFile {
+                path: self.path.clone(),
+                has_dat: false,
+                rot13: false,
+                offensive: false,
+            };
+            return Ok((vec![file], Vec::new()));
+        }
+        let listing =
+            dir::list_dir(&self.path, self.choice.offensive).map_err(|source| LoadError::Dir {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok((listing.files, listing.skipped))
+    }
+
+    /// Indexes one file, checks it, works out which of its jokes fit, and lets the act load
+    /// it (blocking: on the blocking pool, or at start-up). `settled` asks that the file has
+    /// not been written to for [`SETTLE_TIME`] (every reload; not the start-up).
+    fn load_file<A: Act>(
+        &self,
+        act: &A,
+        listed: &ListedFile,
+        settled: bool,
+    ) -> Result<Loaded, LoadError> {
+        let index = if self.is_dir {
+            dir::index_listed(listed, self.format).map_err(LoadError::NotJokes)?
+        } else {
+            Index::build(&listed.path, self.format)?
+        };
+        if settled && !has_settled(&index) {
+            return Err(LoadError::Settling {
+                path: listed.path.clone(),
+            });
+        }
+        check_line_lengths(&index)?;
+        let candidates = if self.choice.lengths.is_unlimited() {
+            Candidates::all(index.len())
+        } else {
+            // One sequential read of the file, to measure each joke as it is served.
+            let served = index.read_served_blocking()?;
+            let lengths = (0..served.len()).map(|n| served.range(n).map_or(0, |r| r.len()));
+            Candidates::fitting(lengths, &self.choice.lengths)
+        };
+        let index = Arc::new(index);
+        act.index_loaded(&index)?;
+        Ok(Loaded { index, candidates })
+    }
+}
+
 impl Jokes {
-    /// Indexes the file (blocking) and lets `act` prepare its own state from it.
+    /// Indexes the file, or every jokes file of the directory (blocking), and lets `act`
+    /// prepare its own state from each.
+    ///
+    /// A single file that cannot be served is an error. In a directory, a file that cannot be
+    /// served (not UTF-8, a line over [`MAX_LINE_BYTES`], no joke, not a jokes file) is left
+    /// out with a warning that names it, and the others are served: a directory is a
+    /// collection, and one bad file should not keep the rest from service. Start-up fails
+    /// only when no file at all can be served, or no joke fits the length limits.
     pub fn load<A: Act>(
         act: &A,
         path: impl AsRef<Path>,
         format: FormatChoice,
+        choice: JokeChoice,
         io_delay: Duration,
     ) -> Result<Jokes, LoadError> {
         let path = path.as_ref().to_path_buf();
-        let index = Arc::new(Index::build(&path, format)?);
-        check_line_lengths(&index)?;
-        act.index_loaded(&index)?;
-        let inner = Inner {
+        if choice.lengths.min > choice.lengths.max {
+            return Err(LoadError::EmptyLengthRange {
+                min: choice.lengths.min,
+                max: choice.lengths.max,
+            });
+        }
+        let is_dir = path.is_dir();
+        let weighting = choice.weighting;
+        let mut inner = Inner {
             path,
+            is_dir,
             format,
+            choice,
             io_delay,
-            current: ArcSwap::new(index),
-            reloading: tokio::sync::Mutex::new(()),
-            last_failure: Mutex::new(None),
+            // Replaced below, once there is something to serve.
+            current: ArcSwap::from_pointee(Shelf {
+                files: Vec::new(),
+                picker: Picker::new(vec![Candidates::all(1)], Weighting::ByJokes)
+                    .expect("one joke is something to pick"),
+            }),
+            reloading: tokio::sync::Mutex::new(Failures::default()),
         };
+        let (listed, skipped) = inner.list()?;
+        for entry in &skipped {
+            tracing::info!("skipping {}: {}", entry.path.display(), entry.reason);
+        }
+        let mut loaded = Vec::new();
+        let mut failures = Failures::default();
+        for file in &listed {
+            match inner.load_file(act, file, false) {
+                Ok(file) => loaded.push(file),
+                Err(error) if !is_dir => return Err(error),
+                Err(error) => {
+                    tracing::warn!("skipping {}: {error}", file.path.display());
+                    failures.remember(&file.path, &error);
+                }
+            }
+        }
+        if loaded.is_empty() {
+            return Err(LoadError::NoJokesFile {
+                path: inner.path.clone(),
+                skipped: skipped.len() + failures.0.len(),
+            });
+        }
+        let jokes: usize = loaded.iter().map(|file| file.index.len()).sum();
+        let Some(shelf) = Shelf::new(loaded, weighting) else {
+            return Err(LoadError::NoneFits {
+                path: inner.path.clone(),
+                lengths: inner.choice.lengths.clone(),
+                jokes,
+            });
+        };
+        if is_dir {
+            tracing::info!("{}", describe(&inner.path, &shelf));
+        }
+        inner.current = ArcSwap::from_pointee(shelf);
+        inner.reloading = tokio::sync::Mutex::new(failures);
         Ok(Jokes {
             inner: Arc::new(inner),
         })
     }
 
-    /// The jokes file's path.
+    /// The path given: the jokes file, or the directory of them.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
-    /// The index in use now.
-    pub fn current(&self) -> Arc<Index> {
+    /// The files in service now.
+    pub fn current(&self) -> Arc<Shelf> {
         self.inner.current.load_full()
     }
 
-    /// A random joke from the current index.
+    /// A joke chosen from the files in service, with fortune's chances.
     pub fn pick(&self) -> JokeToServe {
-        let index = self.current();
-        let number = index.random_number();
-        JokeToServe::new(index, number, self.inner.io_delay)
+        let shelf = self.inner.current.load();
+        let (index, number) = shelf.pick();
+        JokeToServe::new(Arc::clone(index), number, self.inner.io_delay)
     }
 
-    /// A random joke of at most `limit` raw bytes, for UDP; `None` when the current index has
-    /// none. A few random draws first (cheap, and fair when most jokes are short), then the
-    /// first short one in the file.
+    /// A random joke of at most `limit` raw bytes, for UDP; `None` when no file in service has
+    /// one. A few draws with the usual chances first (cheap, and fair when most jokes are
+    /// short), then the first short one of the first file that has one.
     pub fn pick_short(&self, limit: u64) -> Option<JokeToServe> {
-        let index = self.current();
-        let fits = |number: usize| {
+        let shelf = self.current();
+        let fits = |index: &Index, number: usize| {
             index
                 .span(number)
                 .is_some_and(|span| span.byte_len() <= limit)
         };
-        let number = (0..16)
-            .map(|_| index.random_number())
-            .find(|&number| fits(number))
-            .or_else(|| (0..index.len()).find(|&number| fits(number)))?;
-        Some(JokeToServe::new(index, number, self.inner.io_delay))
+        let (index, number) = (0..16)
+            .map(|_| shelf.pick())
+            .find(|(index, number)| fits(index, *number))
+            .or_else(|| {
+                shelf.files().find_map(|index| {
+                    (0..index.len())
+                        .find(|&number| fits(index, number))
+                        .map(|number| (index, number))
+                })
+            })?;
+        Some(JokeToServe::new(
+            Arc::clone(index),
+            number,
+            self.inner.io_delay,
+        ))
     }
 
-    /// Rebuilds the index if the file changed (or always, with `force`), off the runtime.
+    /// Re-indexes every file that changed (or all of them, with `force`), puts new files of a
+    /// directory in service and takes removed ones out, off the runtime.
     ///
-    /// The new index is handed to the act's [`Act::index_loaded`] and then published, in one
-    /// step on the blocking pool, so the act's state (the cached finale's jokes) and the index
-    /// connections pick from change together. When the file cannot be indexed (it is
-    /// momentarily empty while an editor rewrites it, say), the last good index stays in use
-    /// and the failure is logged once.
+    /// Each new index is handed to the act's [`Act::index_loaded`] and the new shelf is then
+    /// published, in one step on the blocking pool, so the act's state (the cached finale's
+    /// jokes) and what connections pick from change together. When a changed file cannot be
+    /// indexed (it is momentarily empty while an editor rewrites it, say), a server with other
+    /// files takes it out of service until it can be; a server with just that file keeps its
+    /// last good index. Either way the failure is logged once.
     ///
     /// The reload runs as a task of its own, which the caller only waits for. A connection that
     /// asks for a reload may be given up on (its deadline, the end of the shutdown's grace
     /// period) while it waits: dropping a future stops it at its next `.await`, and a reload
-    /// stopped between the act's new state and the new index would leave the two disagreeing.
+    /// stopped between the act's new state and the new shelf would leave the two disagreeing.
     /// Dropping the wait for a spawned task does not stop the task.
     // ANCHOR: reload
     pub async fn reload<A: Act>(&self, act: &Arc<A>, force: bool) -> Reload {
@@ -325,67 +580,212 @@ impl Jokes {
     // ANCHOR_END: reload
 }
 
+/// The start-up line of a directory: each file served, its jokes and its chance.
+fn describe(path: &Path, shelf: &Shelf) -> String {
+    let files: Vec<String> = shelf
+        .files
+        .iter()
+        .zip(shelf.shares())
+        .map(|(file, share)| {
+            let name = file
+                .index
+                .path()
+                .strip_prefix(path)
+                .unwrap_or(file.index.path())
+                .display();
+            let eligible = file.candidates.eligible_count();
+            let fitting = if eligible == file.index.len() {
+                String::new()
+            } else {
+                format!(", {eligible} fit")
+            };
+            format!(
+                "{name} ({}{fitting}, {:.1}%)",
+                file.index.len(),
+                100.0 * share
+            )
+        })
+        .collect();
+    format!(
+        "{}: serving {} from {}: {}",
+        path.display(),
+        crate::stats::plural(shelf.jokes() as u64, "joke"),
+        crate::stats::plural(shelf.files.len() as u64, "file"),
+        files.join(", ")
+    )
+}
+
+impl Failures {
+    fn remember(&mut self, path: &Path, error: &LoadError) {
+        // A file caught while being written is tried again at every check; one that is
+        // broken as it stands, only once it changes.
+        let fingerprint = match error {
+            LoadError::Settling { .. } => None,
+            LoadError::Read(read) if read.is_stale() => None,
+            _ => std::fs::metadata(path).ok().map(|m| Fingerprint::of(&m)),
+        };
+        self.0.insert(
+            path.to_path_buf(),
+            Failure {
+                message: error.to_string(),
+                fingerprint,
+            },
+        );
+    }
+
+    /// Whether `path` failed before and has not changed since (so trying again is pointless).
+    fn still_failing(&self, path: &Path) -> bool {
+        self.0.get(path).is_some_and(|failure| {
+            failure.fingerprint.is_some()
+                && failure.fingerprint == std::fs::metadata(path).ok().map(|m| Fingerprint::of(&m))
+        })
+    }
+}
+
 impl Inner {
     async fn reload<A: Act>(self: Arc<Self>, act: Arc<A>, force: bool) -> Reload {
-        let _only_one_reload = self.reloading.lock().await;
-        let current = self.current.load_full();
-        if !force && !file_changed(&current).await {
-            return Reload::Unchanged;
-        }
+        let mut failures = self.reloading.lock().await;
         let inner = Arc::clone(&self);
-        let built = tokio::task::spawn_blocking(move || -> Result<Arc<Index>, LoadError> {
-            let index = Arc::new(Index::build(&inner.path, inner.format)?);
-            if !has_settled(&index) {
-                return Err(LoadError::Settling {
-                    path: inner.path.clone(),
-                });
-            }
-            check_line_lengths(&index)?;
-            act.index_loaded(&index)?;
-            // The act's state and the index, published together.
-            inner.current.store(Arc::clone(&index));
-            Ok(index)
+        // Listing the directory and looking at each file are blocking calls too: the whole
+        // check runs on the blocking pool, so a slow disk never stalls a worker here.
+        let mut taken = std::mem::take(&mut *failures);
+        let done = tokio::task::spawn_blocking(move || {
+            let reload = inner.reload_blocking(&*act, force, &mut taken);
+            (reload, taken)
         })
         .await;
-        let built = match built {
-            Ok(result) => result,
+        match done {
+            Ok((reload, taken)) => {
+                *failures = taken;
+                reload
+            }
             Err(join_error) => {
                 tracing::error!("reloading {}: {join_error}", self.path.display());
+                Reload::Failed
+            }
+        }
+    }
+
+    fn reload_blocking<A: Act>(&self, act: &A, force: bool, failures: &mut Failures) -> Reload {
+        let current = self.current.load_full();
+        let listed = match self.list() {
+            Ok((listed, _)) => listed,
+            Err(error) => {
+                self.log_once(failures, &self.path, error);
                 return Reload::Failed;
             }
         };
-        match built {
-            Ok(index) => {
-                tracing::info!(
-                    "reloaded {}: {} jokes ({} format)",
-                    self.path.display(),
-                    index.len(),
-                    index.format()
-                );
-                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut files = Vec::with_capacity(listed.len());
+        let (mut changed, mut failed) = (false, false);
+        for file in &listed {
+            let in_service = current.find(&file.path);
+            if let Some(loaded) = in_service
+                && !force
+                && !file_changed(&loaded.index)
+            {
+                files.push(loaded.clone());
+                continue;
+            }
+            if in_service.is_none() && !force && failures.still_failing(&file.path) {
+                continue;
+            }
+            match self.load_file(act, file, true) {
+                Ok(loaded) => {
+                    if in_service.is_some() {
+                        tracing::info!(
+                            "reloaded {}: {} ({} format)",
+                            file.path.display(),
+                            crate::stats::plural(loaded.index.len() as u64, "joke"),
+                            loaded.index.format()
+                        );
+                    } else if self.is_dir {
+                        tracing::info!(
+                            "{}: new jokes file, {}",
+                            file.path.display(),
+                            crate::stats::plural(loaded.index.len() as u64, "joke")
+                        );
+                    }
+                    failures.0.remove(&file.path);
+                    files.push(loaded);
+                    changed = true;
+                }
+                Err(error) => {
+                    // A file in service goes out of service until it can be indexed again (a
+                    // server of this one file keeps it: see below). A file already out that
+                    // fails again changes nothing: the caller's next pick cannot meet it.
+                    failed |= in_service.is_some();
+                    changed |= in_service.is_some();
+                    self.log_once(failures, &file.path, error);
+                }
+            }
+        }
+        failures
+            .0
+            .retain(|path, _| *path == self.path || listed.iter().any(|file| file.path == *path));
+        for gone in current.files() {
+            if !listed.iter().any(|file| file.path == gone.path()) {
+                tracing::info!("{}: gone, no longer served", gone.path().display());
+                changed = true;
+            }
+        }
+        if !changed {
+            return if failed {
+                Reload::Failed
+            } else {
+                Reload::Unchanged
+            };
+        }
+        match Shelf::new(files, self.choice.weighting) {
+            Some(shelf) => {
+                // The act's state for every new index, and the shelf, published together.
+                self.current.store(Arc::new(shelf));
                 Reload::Reloaded
             }
-            Err(error @ LoadError::Settling { .. }) => {
-                tracing::debug!("{error}");
-                Reload::Failed
-            }
-            Err(error) => {
-                let message = error.to_string();
-                let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-                if last.as_deref() != Some(message.as_str()) {
-                    tracing::warn!("{message}; still serving the last good version");
-                    *last = Some(message);
+            // Nothing left to serve: keep the last good version rather than serve nothing. (A
+            // server of one file always ends up here when its file fails.)
+            None => {
+                if self.is_dir {
+                    let message = "every file failed; still serving the last good versions";
+                    let failure = failures.0.entry(self.path.clone()).or_insert(Failure {
+                        message: String::new(),
+                        fingerprint: None,
+                    });
+                    if failure.message != message {
+                        tracing::warn!("{}: {message}", self.path.display());
+                        failure.message = message.into();
+                    }
                 }
                 Reload::Failed
             }
         }
     }
+
+    /// Remembers why `path` failed, and logs it unless it already failed that way.
+    fn log_once(&self, failures: &mut Failures, path: &Path, error: LoadError) {
+        if let LoadError::Settling { .. } = error {
+            tracing::debug!("{error}");
+            failures.remember(path, &error);
+            return;
+        }
+        let message = error.to_string();
+        if failures
+            .0
+            .get(path)
+            .is_none_or(|failure| failure.message != message)
+        {
+            if self.is_dir {
+                tracing::warn!("{message}; out of service until it can be read again");
+            } else {
+                tracing::warn!("{message}; still serving the last good version");
+            }
+        }
+        failures.remember(path, &error);
+    }
 }
 
-/// Whether the file at the index's path is no longer the indexed one. `tokio::fs::metadata`
-/// runs the `stat` on the blocking pool, so a slow disk never stalls a worker here.
-async fn file_changed(index: &Index) -> bool {
-    match tokio::fs::metadata(index.path()).await {
+/// Whether the file at the index's path is no longer the indexed one (one `stat`, blocking).
+fn file_changed(index: &Index) -> bool {
+    match std::fs::metadata(index.path()) {
         Ok(metadata) => index.ensure_unchanged(&metadata).is_err(),
         // Gone or unreadable counts as changed: the reload will say what is wrong.
         Err(_) => true,
@@ -457,7 +857,14 @@ mod tests {
             loaded: ArcSwap::from_pointee(None),
             loads: AtomicUsize::new(0),
         });
-        let jokes = Jokes::load(&*act, &path, FormatChoice::Auto, Duration::ZERO).unwrap();
+        let jokes = Jokes::load(
+            &*act,
+            &path,
+            FormatChoice::Auto,
+            JokeChoice::default(),
+            Duration::ZERO,
+        )
+        .unwrap();
         assert!(act.agrees_with(&jokes));
 
         write(
@@ -480,8 +887,8 @@ mod tests {
         assert!(
             act.agrees_with(&jokes),
             "the act loaded the new index but the server picks from {} jokes",
-            jokes.current().len()
+            jokes.current().jokes()
         );
-        assert_eq!(jokes.current().len(), 3);
+        assert_eq!(jokes.current().jokes(), 3);
     }
 }

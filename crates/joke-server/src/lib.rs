@@ -10,7 +10,8 @@
 //!   descriptors;
 //! - per connection: a write timeout, then the RFC 865 close (shut down our side, drain what the
 //!   client sent, then close) so a client that talks still receives its whole joke;
-//! - the jokes file itself ([`Jokes`]): its index, rebuilt when the file changes;
+//! - the jokes ([`Jokes`]): one file or a directory of them (fortune's layout and choice),
+//!   each file's index rebuilt when it changes;
 //! - graceful shutdown on SIGINT and SIGTERM (serving the connections already queued, and
 //!   ending the process within the grace period and a margin however blocked it is), a reload
 //!   on SIGHUP, the live counters on SIGUSR1;
@@ -54,7 +55,8 @@ pub use cli::{
 pub use entry::{run_act, run_act_from, run_act_with};
 pub use heartbeat::HEARTBEAT_PERIOD;
 pub use jokes::{
-    BlockingLines, JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME,
+    BlockingLines, JokeChoice, JokeToServe, Jokes, LoadError, MAX_LINE_BYTES, Reload, SETTLE_TIME,
+    Shelf,
 };
 pub use lines::JokeLines;
 pub use server::{Config, ReloadHandle, Server, StartError};

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::jokes::{LoadError, Reload};
+use crate::jokes::{JokeChoice, LoadError, Reload};
 use crate::per_address::PerAddress;
 pub use crate::udp::UdpLimits;
 use crate::{Act, Jokes, ServeError, ServerArgs, Stats, StatsSummary};
@@ -34,6 +34,8 @@ pub struct Config {
     pub jokes: PathBuf,
     /// The jokes file's format: detected from its separators ([`FormatChoice::Auto`]), or forced.
     pub format: FormatChoice,
+    /// How a joke is chosen: fortune's weighting, length limits, offensive fortunes.
+    pub choice: JokeChoice,
     /// listen(2)'s backlog: how many connections the kernel completes and queues for us before
     /// we accept them. The kernel caps it at `net.core.somaxconn`.
     pub backlog: u32,
@@ -111,6 +113,7 @@ impl Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             jokes: jokes.into(),
             format: Self::DEFAULT_FORMAT,
+            choice: JokeChoice::default(),
             backlog: Self::DEFAULT_BACKLOG,
             reuse_port: false,
             proxy_protocol: None,
@@ -137,6 +140,7 @@ impl Config {
         Config {
             addr: args.addr,
             format: args.format,
+            choice: args.joke_choice(),
             backlog: args.backlog,
             reuse_port: args.reuse_port,
             proxy_protocol: args
@@ -251,6 +255,7 @@ impl<A: Act> Server<A> {
             addr,
             jokes,
             format,
+            choice,
             backlog,
             reuse_port,
             proxy_protocol,
@@ -269,7 +274,7 @@ impl<A: Act> Server<A> {
         let act = Arc::new(act);
         let jokes = {
             let act = Arc::clone(&act);
-            tokio::task::spawn_blocking(move || Jokes::load(&*act, jokes, format, io_delay))
+            tokio::task::spawn_blocking(move || Jokes::load(&*act, jokes, format, choice, io_delay))
                 .await
                 .expect("indexing the jokes file panicked")?
         };

@@ -245,7 +245,7 @@ fn act1_on_a_current_thread_runtime_makes_the_heartbeat_late() {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadStartUp {
     MissingFile,
-    Directory,
+    DirectoryWithoutJokes,
     EmptyFile,
     InvalidUtf8,
     BadAddr,
@@ -271,10 +271,16 @@ fn bad_start_up_exits_2(entry: &ActEntry, case: BadStartUp) {
             args.push(missing.clone().into());
             vec![missing.display().to_string(), "no such file".into()]
         }
-        BadStartUp::Directory => {
+        // A directory is served (`--jokes DIR`), but not one without a jokes file in it.
+        BadStartUp::DirectoryWithoutJokes => {
+            std::fs::write(file.path(), "A README, not jokes.\n").expect("writing");
             args.extend(os(&["--jokes"]));
             args.push(file.folder().into());
-            vec![file.folder().display().to_string(), "is a directory".into()]
+            vec![
+                file.folder().display().to_string(),
+                "no jokes file could be served from this directory".into(),
+                "not taken for a jokes file".into(),
+            ]
         }
         BadStartUp::EmptyFile => {
             let empty = JokesFile::with_bytes("");
@@ -408,8 +414,8 @@ acts::for_every_act! {
         }
 
         #[test]
-        fn bad_start_up_directory_exits_2() {
-            super::bad_start_up_exits_2(entry, BadStartUp::Directory);
+        fn bad_start_up_directory_without_jokes_exits_2() {
+            super::bad_start_up_exits_2(entry, BadStartUp::DirectoryWithoutJokes);
         }
 
         #[test]

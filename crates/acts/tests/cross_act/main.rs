@@ -19,6 +19,7 @@
 //! - `timeline`: `--timeline` records where each act's reads ran (a worker's task poll, the
 //!   blocking pool, nowhere), every connection's events, one lane per thread;
 //! - `udp`: RFC 865 over UDP;
+//! - `directory`: `--jokes DIR`, a directory of jokes files in fortune's layout;
 //! - `run_act`: the `run-act` binary refusing what it cannot run.
 //!
 //! "The act's real process" is this crate's `run-act` binary running the act by name: the same
@@ -27,6 +28,7 @@
 
 mod common;
 mod conformance;
+mod directory;
 mod faults;
 mod hostile_clients;
 mod live_edits;
