@@ -2,8 +2,8 @@
 //! are jokes files, and which are not (and why).
 //!
 //! fortune's `/usr/share/games/fortunes` holds, for each collection, the text file (`riddles`),
-//! strfile's index of it (`riddles.dat`) and, on Debian, a symbolic link to the same text
-//! (`riddles.u8`), which serving would count twice. Offensive collections sit in a folder
+//! strfile's index of it (the same name with `.dat` added) and, on Debian, a symbolic link to
+//! the same text (the name with `.u8` added), which serving would count twice. Offensive collections sit in a folder
 //! `off/` below, ROT13-encoded, with the `.dat` saying so. The rules here follow fortune's own
 //! (`is_fortfile` in fortune-mod's `fortune.c`), with two differences said where they apply.
 

@@ -478,7 +478,8 @@ impl Jokes {
                 Ok(file) => loaded.push(file),
                 Err(error) if !is_dir => return Err(error),
                 Err(error) => {
-                    tracing::warn!("skipping {}: {error}", file.path.display());
+                    // The error names the file.
+                    tracing::warn!("{error}; skipped");
                     failures.remember(&file.path, &error);
                 }
             }
