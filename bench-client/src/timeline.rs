@@ -297,6 +297,34 @@ pub(crate) fn table(results: &[ActTimeline], settings: &TimelineSettings) -> Str
     out
 }
 
+/// The table as Markdown, for the book.
+fn markdown_table(results: &[ActTimeline]) -> String {
+    let mut out = String::from(
+        "| act | lanes | polls per connection | reads in a task poll | reads on the pool \
+         | threads that polled | pool threads | wall off (ms) | wall on (ms) | on ÷ off \
+         | p99 off (ms) | p99 on (ms) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    for act in results {
+        let s = &act.summary;
+        out.push_str(&format!(
+            "\n| {} | {} | {:.1} | {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} |",
+            act.act,
+            s.lanes,
+            s.polls as f64 / s.connections.max(1) as f64,
+            s.reads_in_task_poll,
+            s.reads_on_pool,
+            s.polling_threads,
+            s.pool_threads,
+            act.wall_off_ms,
+            act.wall_on_ms,
+            act.wall_on_ms / act.wall_off_ms,
+            act.p99_off_ms,
+            act.p99_on_ms
+        ));
+    }
+    out
+}
+
 /// The keyed figures of a `compare --timeline` run, for the timelines' captions.
 pub(crate) fn write_figures(
     path: &Path,
@@ -305,6 +333,7 @@ pub(crate) fn write_figures(
 ) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut figures = Figures::new(cpus);
+    figures.add("table", markdown_table(results));
     figures.add("conns", settings.picture_conns);
     figures.add("cost_conns", settings.compare.conns);
     figures.add("cost_rounds", settings.compare.rounds);

@@ -12,16 +12,16 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::burst_span;
 
-const WIDTH: u32 = 1200;
+const WIDTH: u32 = 1000;
 /// A lane's height: 30 pixels, less when there are many lanes (the blocking pool can start
 /// dozens of threads for one burst), never under 14, the label's size.
 fn lane_height(lanes: usize) -> u32 {
-    (900 / lanes.max(1) as u32).clamp(14, 30)
+    (900 / lanes.max(1) as u32).clamp(15, 32)
 }
 /// Above the lanes: the title; below: the time axis and the legend.
 const TOP: u32 = 70;
-const BOTTOM: u32 = 120;
-const LABELS: u32 = 230;
+const BOTTOM: u32 = 150;
+const LABELS: u32 = 200;
 
 fn colour(kind: Kind) -> RGBColor {
     match kind {
@@ -81,9 +81,15 @@ fn title(trace: &Trace, conns: usize) -> String {
         .load_average
         .map(|load| format!(", load {load:.1}"))
         .unwrap_or_default();
+    // The usual runtime goes without saying; the other one is named.
+    let flavor = if about.flavor == "multi-thread" {
+        String::new()
+    } else {
+        format!(" ({})", about.flavor)
+    };
     format!(
-        "{}{options}: {conns} connections at once, --io-delay {}ms, {} workers ({}), {} CPUs{load}",
-        about.act, about.io_delay_ms, about.workers, about.flavor, about.cpus
+        "{}{options}: {conns} connections at once, --io-delay {}ms, {} workers{flavor}, {} CPUs{load}",
+        about.act, about.io_delay_ms, about.workers, about.cpus
     )
 }
 
@@ -106,7 +112,7 @@ pub(super) fn draw(path: &Path, trace: &Trace, conns: usize) -> anyhow::Result<(
     // counted from the top.
     let (x0, x1) = ((from - start) / 1e3, (to - start) / 1e3);
     let mut chart = ChartBuilder::on(&root)
-        .caption(title(trace, conns), ("sans-serif", 18))
+        .caption(title(trace, conns), ("sans-serif", 17))
         .margin_top(14)
         .margin_left(10)
         .margin_right(24)
@@ -120,6 +126,8 @@ pub(super) fn draw(path: &Path, trace: &Trace, conns: usize) -> anyhow::Result<(
         .y_labels(0)
         .bold_line_style(BLACK.mix(0.1))
         .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 15))
         .x_desc("milliseconds since the burst's first poll")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
@@ -140,7 +148,7 @@ pub(super) fn draw(path: &Path, trace: &Trace, conns: usize) -> anyhow::Result<(
     }))?;
 
     // The lanes' names, right-aligned against the plot.
-    let name_style = ("sans-serif", (lane_height(lanes.len()) - 4).clamp(9, 13))
+    let name_style = ("sans-serif", (lane_height(lanes.len()) - 3).clamp(11, 16))
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Right, VPos::Center));
@@ -158,17 +166,17 @@ pub(super) fn draw(path: &Path, trace: &Trace, conns: usize) -> anyhow::Result<(
         .into_iter()
         .filter(|kind| intervals.iter().any(|i| i.kind == *kind))
         .collect();
-    let legend_style = ("sans-serif", 13)
+    let legend_style = ("sans-serif", 15)
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Left, VPos::Center));
-    let (mut x, mut y) = (20i32, height as i32 - 52);
+    let (mut x, mut y) = (20i32, height as i32 - 76);
     for kind in &present {
         let text = legend(*kind);
-        let width = 30 + (text.chars().count() as i32 * 7);
+        let width = 30 + (text.chars().count() as i32 * 8);
         if x + width > WIDTH as i32 - 10 {
             x = 20;
-            y += 22;
+            y += 24;
         }
         root.draw(&Rectangle::new(
             [(x, y - 6), (x + 18, y + 6)],
