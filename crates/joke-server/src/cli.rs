@@ -53,7 +53,8 @@ pub struct ServerArgs {
     pub offensive: bool,
 
     /// Length of the queue of connections the kernel completes for us before we accept them
-    /// (listen(2)'s backlog; the kernel caps it at net.core.somaxconn).
+    /// (listen(2)'s backlog; the kernel caps it at net.core.somaxconn). Neither it nor --addr
+    /// applies to a socket a service manager passes (LISTEN_FDS, systemd socket activation).
     #[arg(long, default_value_t = Config::DEFAULT_BACKLOG, value_parser = parse_backlog)]
     pub backlog: u32,
 

@@ -66,6 +66,15 @@ pub fn run_act_from<X: Args, A: Act>(
         );
         return ExitCode::from(exit_code::BAD_INPUT);
     }
+    // Before any thread exists: taking the sockets a service manager passed changes the
+    // environment.
+    let inherited = match crate::activation::Inherited::from_env() {
+        Ok(inherited) => inherited,
+        Err(error) => {
+            eprintln!("{name}: error: {error}");
+            return ExitCode::from(exit_code::BAD_INPUT);
+        }
+    };
     raise_open_files_limit();
     for warning in cli.server.warnings() {
         tracing::warn!("{warning}");
@@ -110,9 +119,17 @@ pub fn run_act_from<X: Args, A: Act>(
     };
     // ANCHOR_END: runtime
     let workers = runtime.metrics().num_workers();
-    let config = Config::from_args(&cli.server);
+    let mut config = Config::from_args(&cli.server);
+    if let Some(inherited) = &inherited {
+        tracing::info!(
+            "serving the sockets the service manager passed: {} (--addr and --backlog do not \
+             apply to them)",
+            inherited.describe()
+        );
+    }
+    config.inherited = inherited;
     let grace_period = config.grace_period;
-    let udp = config.udp;
+    let udp = config.udp || config.inherited.as_ref().is_some_and(|i| i.udp.is_some());
     let server = match runtime.block_on(Server::bind(act, config)) {
         Ok(server) => server,
         Err(error) => {
@@ -232,6 +249,7 @@ async fn serve_until_signal<A: Act>(
     } = started;
     let jokes = server.jokes().current();
     let eligible = jokes.eligible_jokes();
+    let jokes_served = jokes.jokes();
     tracing::info!(
         "{name} serving {}{} from {}{}{}",
         crate::stats::plural(jokes.jokes() as u64, "joke"),
@@ -251,6 +269,14 @@ async fn serve_until_signal<A: Act>(
     drop(jokes);
     let addr = server.local_addr();
     tracing::info!("{}", crate::wire::ready_line(addr));
+    // A service manager that asked to be told (`Type=notify`) learns it now.
+    let status = format!(
+        "serving {}",
+        crate::stats::plural(jokes_served as u64, "joke")
+    );
+    if let Err(error) = crate::activation::notify_ready(&status) {
+        tracing::warn!("cannot tell the service manager we are ready (NOTIFY_SOCKET): {error}");
+    }
     // For the person who just typed `cargo run`: how to get a joke, and how to stop.
     tracing::info!(
         "try `nc -d {} {}`, or `cargo run --release -p bench-client -- --addr {addr}`; Ctrl-C stops",

@@ -32,6 +32,7 @@
 //! }
 //! ```
 
+pub mod activation;
 mod cli;
 mod entry;
 mod heartbeat;

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::activation::Inherited;
 use crate::jokes::{JokeChoice, LoadError, Reload};
 use crate::per_address::PerAddress;
 pub use crate::udp::UdpLimits;
@@ -74,6 +75,9 @@ pub struct Config {
     pub grace_period: Duration,
     /// How often the jokes file is checked for changes.
     pub reload_interval: Duration,
+    /// Sockets a service manager passed (systemd socket activation), used instead of binding
+    /// `addr`: then neither `addr` nor `backlog` applies to them.
+    pub inherited: Option<Inherited>,
 }
 
 impl Config {
@@ -132,6 +136,7 @@ impl Config {
             drain_limit: Self::DEFAULT_DRAIN_LIMIT,
             grace_period: Self::DEFAULT_GRACE_PERIOD,
             reload_interval: Self::DEFAULT_RELOAD_INTERVAL,
+            inherited: None,
         }
     }
 
@@ -270,6 +275,7 @@ impl<A: Act> Server<A> {
             drain_limit,
             grace_period,
             reload_interval,
+            inherited,
         } = config;
         let act = Arc::new(act);
         let jokes = {
@@ -279,9 +285,14 @@ impl<A: Act> Server<A> {
                 .expect("indexing the jokes file panicked")?
         };
         let listen_error = |source| StartError::Listen { addr, source };
-        let listener = listen(addr, backlog, reuse_port).map_err(listen_error)?;
+        // A listener the service manager passed (socket activation), else one of our own.
+        let inherited_tcp = inherited.as_ref().and_then(Inherited::tcp_listener);
+        let listener = inherited_tcp
+            .unwrap_or_else(|| listen(addr, backlog, reuse_port))
+            .map_err(listen_error)?;
         let local = listener.local_addr().map_err(listen_error)?;
-        let udp = if udp {
+        let inherited_udp = inherited.as_ref().and_then(Inherited::udp_socket);
+        let udp = if udp || inherited_udp.is_some() {
             // Only jokes that fit in one small datagram are sent over UDP; refuse a file that
             // has none rather than answer nothing.
             let sizes = jokes.current().served_sizes();
@@ -292,13 +303,15 @@ impl<A: Act> Server<A> {
                     shortest: sizes.shortest,
                 });
             }
-            // Same address and port as TCP, so a port-0 server answers both on one number.
-            let udp = UdpSocket::bind(local)
-                .await
-                .map_err(|source| StartError::Udp {
-                    addr: local,
-                    source,
-                })?;
+            let udp = match inherited_udp {
+                Some(inherited) => inherited,
+                // Same address and port as TCP, so a port-0 server answers both on one number.
+                None => UdpSocket::bind(local).await,
+            }
+            .map_err(|source| StartError::Udp {
+                addr: local,
+                source,
+            })?;
             Some((udp, udp_limits))
         } else {
             None

@@ -465,3 +465,31 @@ fn max_length_alone_serves_only_short_jokes() {
         exited.stderr
     );
 }
+
+/// Without `--jokes`, a binary run outside the checkout (as an installed one is) serves the
+/// copy of the project's `jokes.txt` built into it, written to the temporary folder, and never
+/// the checkout's file. (`--max-length 1` makes the server refuse at once, naming the file.)
+#[test]
+fn outside_the_checkout_the_built_in_jokes_are_served() {
+    let _shared = alongside_others();
+    let elsewhere = JokesFile::with_bytes("");
+    std::fs::remove_file(elsewhere.path()).unwrap();
+    let output = std::process::Command::new(crate::common::RUN_ACT)
+        .args(["act1-naive", "--addr", "127.0.0.1:0", "--max-length", "1"])
+        .current_dir(elsewhere.folder())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let path = stderr
+        .split_once("error: ")
+        .and_then(|(_, rest)| rest.split_once(": no joke is at most 1 bytes long"))
+        .map(|(path, _)| std::path::PathBuf::from(path))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(path.starts_with(std::env::temp_dir()), "{}", path.display());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        joke_server::BUILT_IN_JOKES
+    );
+}

@@ -20,6 +20,7 @@
 //!   blocking pool, nowhere), every connection's events, one lane per thread;
 //! - `udp`: RFC 865 over UDP;
 //! - `directory`: `--jokes DIR`, a directory of jokes files in fortune's layout;
+//! - `dual_stack`: `--addr [::]:PORT` serving IPv4 and IPv6 clients;
 //! - `run_act`: the `run-act` binary refusing what it cannot run.
 //!
 //! "The act's real process" is this crate's `run-act` binary running the act by name: the same
@@ -29,6 +30,7 @@
 mod common;
 mod conformance;
 mod directory;
+mod dual_stack;
 mod faults;
 mod hostile_clients;
 mod live_edits;
