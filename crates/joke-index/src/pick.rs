@@ -188,6 +188,7 @@ impl Picker {
     }
 }
 
+// ANCHOR: weight
 /// A file's weight: what fortune's repeated choice works out to.
 fn weight(file: &Candidates, weighting: Weighting) -> f64 {
     let eligible = file.eligible_count() as f64;
@@ -197,6 +198,7 @@ fn weight(file: &Candidates, weighting: Weighting) -> f64 {
         Weighting::EqualFiles => eligible / file.jokes as f64,
     }
 }
+// ANCHOR_END: weight
 
 #[cfg(test)]
 mod tests {
