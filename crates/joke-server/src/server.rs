@@ -412,7 +412,11 @@ impl<A: Act> Server<A> {
         tokio::select! {
             () = crate::timeline::accept_loop(listener.run()) => {}
             () = shutdown => {
-                tracing::info!("shutting down: no new connections, finishing jokes in flight");
+                tracing::info!(
+                    "shutting down: no new connections; {} in flight, {grace_period:?} to \
+                     finish (a second Ctrl-C stops at once)",
+                    crate::stats::plural(connections.len() as u64, "connection"),
+                );
             }
         }
         // ANCHOR_END: run_until_shutdown

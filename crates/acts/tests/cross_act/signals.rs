@@ -294,7 +294,10 @@ fn a_second_ctrl_c_stops_at_once() {
     let _client = std::net::TcpStream::connect(server.addr()).expect("connecting");
     std::thread::sleep(Duration::from_millis(300));
     server.signal(rustix::process::Signal::INT);
-    server.wait_for_stderr("shutting down");
+    // The shutdown line says what it waits for, and how to stop waiting.
+    server.wait_for_stderr(
+        "shutting down: no new connections; 1 connection in flight, 20s to finish",
+    );
     server.signal(rustix::process::Signal::INT);
     let exited = server.wait_for_exit();
     assert!(
