@@ -298,29 +298,49 @@ pub(crate) fn table(results: &[ActTimeline], settings: &TimelineSettings) -> Str
 }
 
 /// The table as Markdown, for the book.
+/// The timeline table's columns after the act: the key suffix each has as a keyed figure
+/// (`<act>_timeline_<suffix>`) and its header, in the order of [`values`].
+const COLUMNS: [(&str, &str); 11] = [
+    ("lanes", "lanes"),
+    ("polls_per_connection", "polls per connection"),
+    ("reads_in_task_poll", "reads in a task poll"),
+    ("reads_on_pool", "reads on the pool"),
+    ("polling_threads", "threads that polled"),
+    ("pool_threads", "pool threads"),
+    ("wall_off_ms", "wall off (ms)"),
+    ("wall_on_ms", "wall on (ms)"),
+    ("cost_ratio", "on ÷ off"),
+    ("p99_off_ms", "p99 off (ms)"),
+    ("p99_on_ms", "p99 on (ms)"),
+];
+
+/// One act's values for [`COLUMNS`], formatted once for both the table and the keyed figures.
+fn values(act: &ActTimeline) -> [String; 11] {
+    let s = &act.summary;
+    [
+        s.lanes.to_string(),
+        format!("{:.1}", s.polls as f64 / s.connections.max(1) as f64),
+        s.reads_in_task_poll.to_string(),
+        s.reads_on_pool.to_string(),
+        s.polling_threads.to_string(),
+        s.pool_threads.to_string(),
+        format!("{:.1}", act.wall_off_ms),
+        format!("{:.1}", act.wall_on_ms),
+        format!("{:.2}", act.wall_on_ms / act.wall_off_ms),
+        format!("{:.1}", act.p99_off_ms),
+        format!("{:.1}", act.p99_on_ms),
+    ]
+}
+
 fn markdown_table(results: &[ActTimeline]) -> String {
-    let mut out = String::from(
-        "| act | lanes | polls per connection | reads in a task poll | reads on the pool \
-         | threads that polled | pool threads | wall off (ms) | wall on (ms) | on ÷ off \
-         | p99 off (ms) | p99 on (ms) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    let headers: Vec<&str> = COLUMNS.iter().map(|(_, header)| *header).collect();
+    let mut out = format!(
+        "| act | {} |\n|---|{}",
+        headers.join(" | "),
+        "---:|".repeat(COLUMNS.len())
     );
     for act in results {
-        let s = &act.summary;
-        out.push_str(&format!(
-            "\n| {} | {} | {:.1} | {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} |",
-            act.act,
-            s.lanes,
-            s.polls as f64 / s.connections.max(1) as f64,
-            s.reads_in_task_poll,
-            s.reads_on_pool,
-            s.polling_threads,
-            s.pool_threads,
-            act.wall_off_ms,
-            act.wall_on_ms,
-            act.wall_on_ms / act.wall_off_ms,
-            act.p99_off_ms,
-            act.p99_on_ms
-        ));
+        out.push_str(&format!("\n| {} | {} |", act.act, values(act).join(" | ")));
     }
     out
 }
@@ -342,50 +362,18 @@ pub(crate) fn write_figures(
     for act in results {
         let key = act.act.replace('-', "_");
         let s = &act.summary;
-        figures.add(&format!("{key}_timeline_lanes"), s.lanes);
         figures.add(&format!("{key}_timeline_connections"), s.connections);
-        figures.add(
-            &format!("{key}_timeline_polls_per_connection"),
-            format!("{:.1}", s.polls as f64 / s.connections.max(1) as f64),
-        );
-        figures.add(
-            &format!("{key}_timeline_reads_in_task_poll"),
-            s.reads_in_task_poll,
-        );
-        figures.add(&format!("{key}_timeline_reads_on_pool"), s.reads_on_pool);
         figures.add(
             &format!("{key}_timeline_io_delays_on_pool"),
             s.io_delays_on_pool,
         );
         figures.add(
-            &format!("{key}_timeline_polling_threads"),
-            s.polling_threads,
-        );
-        figures.add(&format!("{key}_timeline_pool_threads"), s.pool_threads);
-        figures.add(
             &format!("{key}_timeline_span_ms"),
             format!("{:.1}", s.span_ms),
         );
-        figures.add(
-            &format!("{key}_timeline_wall_off_ms"),
-            format!("{:.1}", act.wall_off_ms),
-        );
-        figures.add(
-            &format!("{key}_timeline_wall_on_ms"),
-            format!("{:.1}", act.wall_on_ms),
-        );
-        figures.add(
-            &format!("{key}_timeline_p99_off_ms"),
-            format!("{:.1}", act.p99_off_ms),
-        );
-        figures.add(
-            &format!("{key}_timeline_p99_on_ms"),
-            format!("{:.1}", act.p99_on_ms),
-        );
-        figures.add(
-            &format!("{key}_timeline_cost_ratio"),
-            format!("{:.2}", act.wall_on_ms / act.wall_off_ms),
-        );
+        for ((suffix, _), value) in COLUMNS.iter().zip(values(act)) {
+            figures.add(&format!("{key}_timeline_{suffix}"), value);
+        }
     }
     figures.write(path)
 }
