@@ -47,7 +47,7 @@ fn repeat_jokes_file(path: &Path, target_bytes: u64) -> std::io::Result<u64> {
 }
 
 /// The scanner's read buffer size (`READ_BUFFER` in `src/scan.rs`), for the baselines.
-const BLOCK: usize = 128 * 1024;
+const BLOCK: usize = 64 * 1024;
 
 /// The floor for any scan: read the file through one buffer and count its newlines with
 /// `memchr`, which is what `wc -l` does.
