@@ -363,34 +363,38 @@ pub(crate) enum ScanError {
     Io(io::Error),
 }
 
+/// The class of a line without its line ending (no `\n`, no final `\r`): the rules of
+/// [`class_of_line`] once the line ending is gone.
+#[inline(always)]
+fn class_of_body(line: &[u8]) -> LineClass {
+    let is_blank = |bytes: &[u8]| bytes.iter().all(|&b| b == b' ' || b == b'\t');
+    match line.first() {
+        None => LineClass::Blank,
+        Some(b'-') => {
+            let dashes = line.iter().take_while(|&&b| b == b'-').count();
+            if dashes >= 3 && is_blank(&line[dashes..]) {
+                LineClass::DashedSeparator
+            } else {
+                LineClass::Text
+            }
+        }
+        Some(b'%') if line.len() == 1 => LineClass::FortuneSeparator,
+        Some(b' ' | b'\t') if is_blank(line) => LineClass::Blank,
+        Some(_) => LineClass::Text,
+    }
+}
+
 /// The class of a whole line whose bytes are all in hand (without its `\n`): the same verdict
 /// as [`classify_line`], reached without walking the byte-by-byte rules. A unit test checks the
 /// two agree on every line of up to six bytes built from the bytes that matter, and the fuzz
 /// target checks them on whatever it makes up.
 #[inline(always)]
 fn class_of_line(line: &[u8]) -> LineClass {
-    let is_blank = |bytes: &[u8]| bytes.iter().all(|&b| b == b' ' || b == b'\t');
     match line.first() {
         // Most lines: their first byte already makes them text.
         Some(b) if !matches!(b, b'-' | b'%' | b' ' | b'\t' | b'\r') => LineClass::Text,
-        _ => {
-            // A final `\r` belongs to a CRLF line ending; any other is content.
-            let body = line.strip_suffix(b"\r").unwrap_or(line);
-            match body.first() {
-                None => LineClass::Blank,
-                Some(b'-') => {
-                    let dashes = body.iter().take_while(|&&b| b == b'-').count();
-                    if dashes >= 3 && is_blank(&body[dashes..]) {
-                        LineClass::DashedSeparator
-                    } else {
-                        LineClass::Text
-                    }
-                }
-                Some(b'%') if body.len() == 1 => LineClass::FortuneSeparator,
-                Some(b' ' | b'\t') if is_blank(body) => LineClass::Blank,
-                Some(_) => LineClass::Text,
-            }
-        }
+        // A final `\r` belongs to a CRLF line ending; any other is content.
+        _ => class_of_body(line.strip_suffix(b"\r").unwrap_or(line)),
     }
 }
 
@@ -478,7 +482,9 @@ fn newline_mask(block: &[u8]) -> u64 {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn block_masks(block: &[u8]) -> (u64, u64) {
-    use safe_arch::{cmp_eq_mask_i8_m128i as eq, m128i, move_mask_i8_m128i as bits};
+    use safe_arch::{
+        cmp_eq_mask_i8_m128i as eq, load_unaligned_m128i as load, m128i, move_mask_i8_m128i as bits,
+    };
     let splat = |byte: u8| m128i::from([byte; 16]);
     let (newline, dash, percent, space, tab) = (
         splat(b'\n'),
@@ -489,9 +495,7 @@ fn block_masks(block: &[u8]) -> (u64, u64) {
     );
     let (mut newlines, mut special) = (0u64, 0u64);
     for (k, sixteen) in block.chunks_exact(16).enumerate() {
-        let mut array = [0u8; 16];
-        array.copy_from_slice(sixteen);
-        let v = m128i::from(array);
+        let v = load(sixteen.try_into().expect("chunks of 16"));
         let is_newline = eq(v, newline);
         let is_special = is_newline | eq(v, dash) | eq(v, percent) | eq(v, space) | eq(v, tab);
         newlines |= u64::from(bits(is_newline) as u16) << (16 * k);
@@ -709,7 +713,8 @@ impl Scanner {
         };
         let start = base + at as u64;
         self.classified_up_to = start + 1;
-        let class = class_of_line(&chunk[at..end]);
+        // The blocks only see buffers without a `\r`: there is no line ending to strip.
+        let class = class_of_body(&chunk[at..end]);
         if class != LineClass::Text {
             self.not_text(class, start, base + end as u64 + 1, true, false);
         }
