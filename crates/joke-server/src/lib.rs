@@ -140,7 +140,6 @@ pub enum ServeError {
 pub fn simulate_slow_disk(delay: std::time::Duration) {
     simulate_slow_disk_for(delay, None);
 }
-// ANCHOR_END: simulate_slow_disk
 
 /// [`simulate_slow_disk`] for the joke of `connection` (when the caller knows it): the sleep
 /// is one interval of the `--timeline`, when one is recorded (see the `timeline` module).
@@ -149,3 +148,4 @@ pub(crate) fn simulate_slow_disk_for(delay: std::time::Duration, connection: Opt
         timeline::io_delay(connection, || std::thread::sleep(delay));
     }
 }
+// ANCHOR_END: simulate_slow_disk
