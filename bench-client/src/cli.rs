@@ -68,8 +68,8 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ActsOpts {
     /// The acts to run, comma-separated: full names, or prefixes such as act1, act2 (both of
-    /// its modes), finale [default: all; act8-io-uring when its own build exists, see
-    /// `act8-io-uring --help`].
+    /// its modes), finale [default: all; act8-io-uring when its own build exists and is not
+    /// older than its sources, see `act8-io-uring --help`].
     #[arg(long, value_name = "LIST", value_delimiter = ',',
           value_parser = crate::separate_build::parse_selection)]
     pub(crate) acts: Vec<acts::Selection>,
