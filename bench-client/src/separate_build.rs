@@ -89,9 +89,8 @@ fn staleness(binary: &Path) -> Option<String> {
             }
         }
     }
-    // The most recently changed source first: the likeliest reason the user knows of.
-    newer.sort_by(|a, b| b.0.cmp(&a.0));
-    let (_, latest) = newer.first()?;
+    // The most recently changed source: the likeliest one the user knows of.
+    let (_, latest) = newer.iter().max_by_key(|(modified, _)| *modified)?;
     let others = match newer.len() - 1 {
         0 => String::new(),
         1 => " and 1 other source".to_owned(),
