@@ -336,6 +336,11 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         // Colours only for a person at a terminal, not for a log file or a test reading it.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (its reader closed the pipe) is dropped. By default
+        // the subscriber would report that failure with `eprintln!`, to the same closed stderr,
+        // and `eprintln!` panics when it cannot write: on the signal thread that panic would
+        // swallow SIGTERM, on the main thread end the server with 101.
+        .log_internal_errors(false)
         .try_init();
 }
 

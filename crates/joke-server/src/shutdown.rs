@@ -183,6 +183,13 @@ impl Shutdown {
     fn print_final(&self, summary: &StatsSummary) {
         tracing::info!("{}: {summary}", self.name);
         // One JSON line on stdout: the statistics, for `bench-client compare` and other tools.
-        println!("{}", crate::wire::stats_line(summary));
+        // Not `println!`: it panics when stdout is gone (a reader that closed its pipe), and a
+        // panic here, on the signal thread or the watchdog, would keep the process from exiting.
+        // The line is lost then, and the log says so (if anyone still reads that).
+        use std::io::Write;
+        let line = crate::wire::stats_line(summary);
+        if let Err(error) = writeln!(std::io::stdout().lock(), "{line}") {
+            tracing::warn!("cannot print the statistics line on stdout: {error}");
+        }
     }
 }

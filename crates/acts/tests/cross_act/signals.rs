@@ -315,6 +315,111 @@ fn a_second_ctrl_c_stops_at_once() {
     );
 }
 
+/// Which of a server's output pipes its reader closes once the server listens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Closed {
+    Stderr,
+    Stdout,
+    Both,
+}
+
+/// A server whose reader went away still stops on SIGTERM, serves until then, and exits 0. Its
+/// log lines then fail to write (EPIPE); so does its statistics line when stdout is the pipe
+/// that was closed. Neither failure may panic: a panic on the signal thread would swallow the
+/// SIGTERM and leave the process running, one on the main thread end it with 101.
+///
+/// The server runs under `std::process::Command`, not the supervisor (which always reads
+/// both pipes to their end).
+#[test]
+fn a_server_whose_output_nobody_reads_still_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    let _alone = alone();
+    let file = JokesFile::fixture();
+    for closed in [Closed::Stderr, Closed::Stdout, Closed::Both] {
+        let mut child = Command::new(RUN_ACT)
+            .arg("finale-cached")
+            .args(server_args(&file))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting run-act");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+        let mut stdout = child.stdout.take();
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            let read = stderr
+                .read_line(&mut line)
+                .expect("reading the server's stderr");
+            assert_ne!(read, 0, "{closed:?}: the server ended before it listened");
+            if let Some(addr) = joke_server::wire::parse_ready_line(&line) {
+                break addr;
+            }
+        };
+        // The reader goes away. What it keeps is read to its end on a thread of its own, so
+        // the server never waits on a full pipe (that would be a different test).
+        let kept_stderr = match closed {
+            Closed::Stderr | Closed::Both => {
+                drop(stderr);
+                None
+            }
+            Closed::Stdout => Some(std::thread::spawn(move || {
+                let mut rest = String::new();
+                let _ = stderr.read_to_string(&mut rest);
+                rest
+            })),
+        };
+        if closed != Closed::Stderr {
+            drop(stdout.take());
+        }
+
+        // It still serves: one whole joke, after the close.
+        let mut joke = Vec::new();
+        std::net::TcpStream::connect(addr)
+            .and_then(|mut socket| socket.read_to_end(&mut joke))
+            .expect("reading a joke after the close");
+        assert!(!joke.is_empty(), "{closed:?}: an empty answer");
+
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("sending SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for the server") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{closed:?} closed: the server did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = kept_stderr.map(|reader| reader.join().expect("the stderr reader"));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{closed:?} closed: {status}; stderr: {log:?}"
+        );
+        if let Some(mut stdout) = stdout {
+            let mut printed = String::new();
+            stdout.read_to_string(&mut printed).expect("reading stdout");
+            assert_eq!(statistics(&printed).served, 1, "{closed:?}: {printed}");
+        }
+        if let Some(log) = log {
+            assert!(
+                log.contains("cannot print the statistics line on stdout"),
+                "{closed:?}: the log does not say the statistics were lost:\n{log}"
+            );
+        }
+    }
+}
+
 /// Writes `text` over the start of the file in place (same inode), then sets its modification
 /// time to `modified`.
 fn rewrite_keeping_modification_time(path: &std::path::Path, text: &str, modified: SystemTime) {
