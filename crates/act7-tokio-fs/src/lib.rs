@@ -32,10 +32,7 @@ pub async fn read_joke(joke: &JokeToServe) -> Result<String, ReadError> {
     let index = joke.index();
     let span = index.span_or_error(joke.number())?;
     let (start, len) = (span.bytes.start, span.byte_len());
-    let io_error = |source: io::Error| ReadError::Io {
-        path: index.path().to_path_buf(),
-        source,
-    };
+    let io_error = ReadError::io(index.path());
     let changed = || ReadError::changed(index.path());
 
     // The simulated slow disk (`--io-delay`): a blocking sleep, so it goes where tokio::fs

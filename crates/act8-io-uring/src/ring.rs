@@ -19,10 +19,7 @@ pub async fn read_joke(joke: &JokeToServe) -> Result<String, ReadError> {
     let index = joke.index();
     let span = index.span_or_error(joke.number())?;
     let (start, len) = (span.bytes.start, span.byte_len());
-    let io_error = |source: io::Error| ReadError::Io {
-        path: index.path().to_path_buf(),
-        source,
-    };
+    let io_error = ReadError::io(index.path());
 
     // The simulated slow disk (`--io-delay`) is a blocking sleep, and a blocking sleep has only
     // one right place in Tokio: the blocking pool. It is the one pool trip this act makes per
@@ -99,9 +96,10 @@ impl Act for IoUring {
     /// Runs at start-up and after each reload, before any joke is read from the index: the
     /// place to prove the ring, and to start the shutdown report in the runtime that serves.
     fn index_loaded(&self, index: &Arc<Index>) -> Result<(), ReadError> {
-        prove_the_ring(index).map_err(|reason| ReadError::Io {
-            path: index.path().to_path_buf(),
-            source: io::Error::other(format!("io_uring is not available: {reason}")),
+        prove_the_ring(index).map_err(|reason| {
+            ReadError::io(index.path())(io::Error::other(format!(
+                "io_uring is not available: {reason}"
+            )))
         })?;
         let mut started = self.tally.report.lock().unwrap_or_else(|e| e.into_inner());
         if let (false, Ok(handle)) = (*started, Handle::try_current()) {

@@ -1,7 +1,7 @@
 //! Errors, each carrying the path (and line, where there is one) it is about.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a jokes file could not be indexed.
 ///
@@ -89,6 +89,17 @@ impl ReadError {
         ReadError::Changed { path: path.into() }
     }
 
+    /// Opening, seeking or reading the file at `path` failed ([`ReadError::Io`]): the function
+    /// that wraps each `io::Error` of one read, for `map_err`. A read makes it once,
+    /// `let io_error = ReadError::io(path);`, and passes it to every step; it only borrows
+    /// `path`, so it is `Copy` and can be handed over as often as there are steps.
+    pub fn io(path: &Path) -> impl Fn(io::Error) -> Self + Copy + '_ {
+        move |source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     /// True when a fresh index would help: the file changed under us, or it vanished.
     pub fn is_stale(&self) -> bool {
         match self {
@@ -96,5 +107,30 @@ impl ReadError {
             ReadError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
             ReadError::NoSuchJoke { .. } => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_names_the_path_and_keeps_its_cause() {
+        let io_error = ReadError::io(Path::new("jokes.txt"));
+        let gone = io_error(io::Error::from(io::ErrorKind::NotFound));
+        assert!(
+            matches!(&gone, ReadError::Io { path, source }
+                if path == Path::new("jokes.txt") && source.kind() == io::ErrorKind::NotFound),
+            "{gone:?}"
+        );
+        assert!(
+            gone.to_string().starts_with("reading jokes.txt: "),
+            "{gone}"
+        );
+        assert!(gone.is_stale(), "a vanished file wants a fresh index");
+        // The same value wraps the error of the next step too (it is `Copy`).
+        let failed = io_error(io::Error::other("the disk is on fire"));
+        assert_eq!(failed.to_string(), "reading jokes.txt: the disk is on fire");
+        assert!(!failed.is_stale());
     }
 }

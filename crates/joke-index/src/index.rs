@@ -129,10 +129,7 @@ impl Index {
     pub fn line_ranges(&self) -> Result<Vec<Range<u64>>, ReadError> {
         let io_error = |source: std::io::Error| match source.kind() {
             std::io::ErrorKind::UnexpectedEof => self.changed(),
-            _ => ReadError::Io {
-                path: self.path.clone(),
-                source,
-            },
+            _ => ReadError::io(&self.path)(source),
         };
         let file = File::open(&self.path).map_err(io_error)?;
         self.ensure_unchanged(&file.metadata().map_err(io_error)?)?;
@@ -223,10 +220,7 @@ impl Index {
     // ANCHOR: read_joke
     pub fn read_joke_blocking(&self, number: usize) -> Result<String, ReadError> {
         let span = self.span_or_error(number)?;
-        let io_error = |source| ReadError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io_error = ReadError::io(&self.path);
         let mut file = File::open(&self.path).map_err(io_error)?;
         self.ensure_unchanged(&file.metadata().map_err(io_error)?)?;
         file.seek(SeekFrom::Start(span.bytes.start))
@@ -258,10 +252,7 @@ impl Index {
     /// measured. Fails with [`ReadError::Changed`] like
     /// [`read_joke_blocking`](Self::read_joke_blocking).
     pub fn read_served_blocking(&self) -> Result<ServedJokes, ReadError> {
-        let io_error = |source| ReadError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io_error = ReadError::io(&self.path);
         let file = File::open(&self.path).map_err(io_error)?;
         self.ensure_unchanged(&file.metadata().map_err(io_error)?)?;
         let mut reader = BufReader::with_capacity(READ_BUFFER, file);

@@ -40,18 +40,12 @@ impl Index {
 
     fn open_joke(&self, number: usize) -> Result<BufReader<Take<File>>, ReadError> {
         let span = self.span_or_error(number)?;
-        let mut file = File::open(self.path()).map_err(|source| self.io_error(source))?;
-        self.ensure_unchanged(&file.metadata().map_err(|source| self.io_error(source))?)?;
+        let io_error = ReadError::io(self.path());
+        let mut file = File::open(self.path()).map_err(io_error)?;
+        self.ensure_unchanged(&file.metadata().map_err(io_error)?)?;
         file.seek(SeekFrom::Start(span.bytes.start))
-            .map_err(|source| self.io_error(source))?;
+            .map_err(io_error)?;
         Ok(BufReader::new(file.take(span.byte_len())))
-    }
-
-    fn io_error(&self, source: std::io::Error) -> ReadError {
-        ReadError::Io {
-            path: self.path().to_path_buf(),
-            source,
-        }
     }
 }
 
@@ -80,7 +74,7 @@ impl Iterator for JokeLineReader {
                 let metadata = reader.get_ref().get_ref().metadata();
                 return match metadata {
                     Ok(metadata) => self.index.ensure_unchanged(&metadata).err().map(Err),
-                    Err(source) => Some(Err(self.index.io_error(source))),
+                    Err(source) => Some(Err(ReadError::io(self.index.path())(source))),
                 };
             }
             Ok(read) => {
@@ -88,7 +82,7 @@ impl Iterator for JokeLineReader {
                 self.index.decode(&mut raw);
                 served_line(raw).ok_or_else(|| ReadError::changed(self.index.path()))
             }
-            Err(source) => Err(self.index.io_error(source)),
+            Err(source) => Err(ReadError::io(self.index.path())(source)),
         };
         if result.is_err() {
             self.done = true;

@@ -111,10 +111,9 @@ impl JokeToServe {
     /// finish: it panicked, or the runtime is shutting down. Nothing was read, so nothing may
     /// be written.
     pub fn read_task_failed(&self, error: JoinError) -> ReadError {
-        ReadError::Io {
-            path: self.index().path().to_path_buf(),
-            source: io::Error::other(format!("the blocking read did not finish: {error}")),
-        }
+        ReadError::io(self.index().path())(io::Error::other(format!(
+            "the blocking read did not finish: {error}"
+        )))
     }
 }
 
