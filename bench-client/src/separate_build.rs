@@ -10,8 +10,10 @@
 //! measures code that is no longer in the tree. "Stale" means what it means to cargo: cargo
 //! writes beside each binary a dep-info file (`act8-io-uring.d`) naming every source file of the
 //! workspace the binary was built from, and rebuilds when one of them is newer than its last
-//! build. We ask the same question of the same list, so a stale verdict is exactly one that the
-//! build command clears.
+//! build. We ask the same question of the same list, so a stale verdict is one that the build
+//! command clears. (One blind spot, shared with any check by modification time against the
+//! finished binary: a source saved *during* the build, after cargo had compiled it, is older than
+//! the binary and looks fresh here, where cargo, comparing per crate, would rebuild it.)
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
