@@ -6,12 +6,13 @@
 //! - The file streams through one reused read buffer, small enough to stay in the CPU's cache
 //!   while it is checked twice: once for UTF-8 in one call over the whole buffer, once for
 //!   line ends.
-//! - The line ends are found 64 bytes at a time: each block gives two 64-bit masks, its `\n`
-//!   bytes and its bytes that can begin a line other than text (`-`, `%`, a space, a tab, an
-//!   empty line's `\n`). On x86-64 the masks are SSE2 compares gathered by `pmovmskb`.
-//! - Only the lines that begin with such a byte are looked at; the text lines that make up most
-//!   of a file cost nothing of their own. A line's end is read off the masks of its block or
-//!   the next; only a line longer than that is searched for with `memchr`.
+//! - The line ends are found 64 bytes at a time: each block gives a 64-bit mask of its `\n`
+//!   bytes (on x86-64, SSE2 compares gathered by `pmovmskb`), and the lines start one byte
+//!   after each set bit.
+//! - Only a line's first byte is looked at unless it is `-`, `%`, a space, a tab or a `\n`: no
+//!   other line can be a separator or blank, so the text lines that make up most of a file cost
+//!   one table lookup each. A looked-at line's end is read off the mask of its block or the
+//!   next; only a line longer than that is searched for with `memchr`.
 //! - Text lines are not reported one by one: a run of them is reported once, when the next blank
 //!   or separator line ends it.
 //!
@@ -466,63 +467,56 @@ impl Iterator for Newlines<'_> {
 }
 
 /// Bit `i` is set where `block[i]` is `\n`.
-#[inline(always)]
-fn newline_mask(block: &[u8]) -> u64 {
-    block_masks(block).0
-}
-
-/// For a 64-byte block: bit `i` of the first mask is set where `block[i]` is `\n`, of the
-/// second where it is a byte that can begin a line other than text (`-`, `%`, a space, a tab,
-/// or a `\n`: an empty line). The caller has made sure there is no `\r`.
 ///
 /// On x86-64 this is SSE2 (every x86-64 processor has it): sixteen bytes compared at once, and
 /// `pmovmskb` gathers the sixteen verdicts into sixteen bits. `safe_arch` wraps those
 /// instructions in safe functions (this workspace forbids `unsafe`). Elsewhere the portable
-/// version below gives the same masks; a unit test checks the two agree.
+/// version below gives the same mask; a unit test checks the two agree.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn block_masks(block: &[u8]) -> (u64, u64) {
+fn newline_mask(block: &[u8]) -> u64 {
     use safe_arch::{
         cmp_eq_mask_i8_m128i as eq, load_unaligned_m128i as load, m128i, move_mask_i8_m128i as bits,
     };
-    let splat = |byte: u8| m128i::from([byte; 16]);
-    let (newline, dash, percent, space, tab) = (
-        splat(b'\n'),
-        splat(b'-'),
-        splat(b'%'),
-        splat(b' '),
-        splat(b'\t'),
-    );
-    let (mut newlines, mut special) = (0u64, 0u64);
+    let newline = m128i::from([b'\n'; 16]);
+    let mut mask = 0u64;
     for (k, sixteen) in block.chunks_exact(16).enumerate() {
         let v = load(sixteen.try_into().expect("chunks of 16"));
-        let is_newline = eq(v, newline);
-        let is_special = is_newline | eq(v, dash) | eq(v, percent) | eq(v, space) | eq(v, tab);
-        newlines |= u64::from(bits(is_newline) as u16) << (16 * k);
-        special |= u64::from(bits(is_special) as u16) << (16 * k);
+        mask |= u64::from(bits(eq(v, newline)) as u16) << (16 * k);
     }
-    (newlines, special)
+    mask
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline(always)]
-fn block_masks(block: &[u8]) -> (u64, u64) {
-    portable_block_masks(block)
+fn newline_mask(block: &[u8]) -> u64 {
+    portable_newline_mask(block)
 }
 
-/// [`block_masks`] without processor-specific instructions: each comparison into a flag byte,
-/// and the flags packed into bits by multiplication.
+/// [`newline_mask`] without processor-specific instructions: each comparison into a flag
+/// byte, and the flags packed into bits by multiplication.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 #[inline(always)]
-fn portable_block_masks(block: &[u8]) -> (u64, u64) {
+fn portable_newline_mask(block: &[u8]) -> u64 {
     let mut is_newline = [0u8; 64];
-    let mut is_special = [0u8; 64];
-    for ((newline, special), &byte) in is_newline.iter_mut().zip(&mut is_special).zip(block) {
-        *newline = u8::from(byte == b'\n');
-        *special = u8::from(matches!(byte, b'\n' | b'-' | b'%' | b' ' | b'\t'));
+    for (flag, &byte) in is_newline.iter_mut().zip(block) {
+        *flag = u8::from(byte == b'\n');
     }
-    (pack_flags(&is_newline), pack_flags(&is_special))
+    pack_flags(&is_newline)
 }
+
+/// The bytes a line other than text can begin with: `-` (a dashed separator), `%` (a fortune
+/// separator), a space or a tab (a blank line), `\n` (an empty line). A line that begins with
+/// any other byte is text, whatever follows.
+const MAY_BEGIN_OTHER_THAN_TEXT: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'-' as usize] = true;
+    table[b'%' as usize] = true;
+    table[b' ' as usize] = true;
+    table[b'\t' as usize] = true;
+    table[b'\n' as usize] = true;
+    table
+};
 
 /// 64 flags (bytes of 0 or 1) into the bits of one word, flag `i` in bit `i`.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
@@ -620,36 +614,37 @@ impl Scanner {
     /// end: the rest, fewer than 64 bytes, goes line by line; `self.line_start` is then the start
     /// of the line the blocks left unfinished.
     ///
-    /// This is where a text line costs nothing of its own. Each block gives two 64-bit masks,
-    /// its `\n` bytes and its bytes that can begin a line other than text (`-`, `%`, a space, a
-    /// tab, a `\n`), and only the lines that start at such a byte are looked at. The lines
-    /// are counted by the masks' bits; the longest line is found from the first line end of
-    /// each block (a line inside one block is shorter than 64 bytes, and is only measured while
-    /// no line of 64 bytes or more has been seen).
+    /// This is where a text line costs next to nothing. Each block gives a 64-bit mask of its
+    /// `\n` bytes; a line starts after each, and only the lines whose first byte can begin
+    /// anything but text (`-`, `%`, a space, a tab, a `\n`) are looked at. The lines are counted
+    /// by the mask's bits; the longest line is found from the first line end of each block (a
+    /// line inside one block is shorter than 64 bytes, and is only measured while no line of 64
+    /// bytes or more has been seen).
     fn blocks_without_cr(&mut self, chunk: &[u8], base: u64, from: usize) -> usize {
         let mut line_start = from;
         let mut block = from;
         // Whether the byte before `block` ended a line: a line starts at `block`.
         let mut starts_here = true;
-        // Each block's masks are computed once, a block ahead: a line that starts in one block
+        // Each block's newlines are found once, a block ahead: a line that starts in one block
         // usually ends in the next, and its end is then read off the next block's mask.
-        let masks_at = |at: usize| chunk.get(at..at + 64).map(block_masks);
-        let mut current = masks_at(block);
-        while let Some((newlines, special)) = current {
-            let next = masks_at(block + 64);
-            let starts = (newlines << 1) | u64::from(starts_here);
-            let mut candidates = starts & special;
-            while candidates != 0 {
-                let bit = candidates.trailing_zeros();
-                candidates &= candidates - 1;
+        let mask_at = |at: usize| chunk.get(at..at + 64).map(newline_mask);
+        let mut current = mask_at(block);
+        while let Some(newlines) = current {
+            let next = mask_at(block + 64);
+            let mut starts = (newlines << 1) | u64::from(starts_here);
+            while starts != 0 {
+                let bit = starts.trailing_zeros();
+                starts &= starts - 1;
+                // Most lines: their first byte makes them text, and nothing more is looked at.
+                if !MAY_BEGIN_OTHER_THAN_TEXT[usize::from(chunk[block + bit as usize])] {
+                    continue;
+                }
                 // The line's end: the first newline at or after its start, in this block or
                 // the next; a line longer than that is searched for.
                 let later = newlines & (u64::MAX << bit);
                 let end = match next {
                     _ if later != 0 => Some(block + later.trailing_zeros() as usize),
-                    Some((after, _)) if after != 0 => {
-                        Some(block + 64 + after.trailing_zeros() as usize)
-                    }
+                    Some(after) if after != 0 => Some(block + 64 + after.trailing_zeros() as usize),
                     _ => memchr::memchr(b'\n', &chunk[block + 64..]).map(|skip| block + 64 + skip),
                 };
                 self.classify_from(chunk, base, block + bit as usize, end);
@@ -662,7 +657,7 @@ impl Scanner {
                     Some(skip) => block + 64 + skip,
                     None => chunk.len(),
                 };
-                current = masks_at(block);
+                current = mask_at(block);
                 continue;
             }
             // The first line end of the block ends the line that began before it.
@@ -948,18 +943,16 @@ mod tests {
     }
 
     #[test]
-    fn the_block_masks_are_the_portable_ones() {
+    fn the_newline_mask_is_the_portable_one() {
         // Every byte that matters at every position of a block, and random blocks of them.
         let alphabet = [b'\n', b'-', b'%', b' ', b'\t', b'x', 0xC3, 0x80, 0xFF, 0];
         let mut block = [b'x'; 64];
         for at in 0..64 {
             for &byte in &alphabet {
                 block[at] = byte;
-                assert_eq!(
-                    block_masks(&block),
-                    portable_block_masks(&block),
-                    "{byte} at {at}"
-                );
+                let mask = newline_mask(&block);
+                assert_eq!(mask, portable_newline_mask(&block), "{byte} at {at}");
+                assert_eq!(mask == 1 << at, byte == b'\n', "{byte} at {at}");
             }
             block[at] = b'x';
         }
@@ -971,11 +964,9 @@ mod tests {
                 state ^= state << 17;
                 *byte = alphabet[(state % alphabet.len() as u64) as usize];
             }
-            assert_eq!(
-                block_masks(&block),
-                portable_block_masks(&block),
-                "{block:?}"
-            );
+            let expected = memchr_iter(b'\n', &block).fold(0u64, |mask, at| mask | 1 << at);
+            assert_eq!(newline_mask(&block), expected, "{block:?}");
+            assert_eq!(portable_newline_mask(&block), expected, "{block:?}");
         }
     }
 
