@@ -148,6 +148,14 @@ pub struct ServerArgs {
     /// Perfetto or chrome://tracing. Keeps at most 1000000 events.
     #[arg(long, value_name = "FILE")]
     pub timeline: Option<PathBuf>,
+
+    /// Serve tokio-console's view of the runtime (every task's polls, busy and idle time) on
+    /// ADDR [default when given without a value: 127.0.0.1:6669, where `tokio-console` looks].
+    /// Needs a build with the console (book: "Finding blocking in your own service"):
+    /// RUSTFLAGS="--cfg tokio_unstable" cargo run --release --target-dir target/console -p ACT
+    /// --features joke-server/console -- --console; any other build refuses it.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6669", value_parser = parse_listen_addr)]
+    pub console: Option<SocketAddr>,
 }
 
 impl ServerArgs {
@@ -371,6 +379,32 @@ pub struct NoActArgs {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_without_a_value_is_tokio_consoles_default_address() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            server: ServerArgs,
+        }
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(
+                std::iter::once("act").chain(args.iter().copied()),
+            )
+            .map(|cli| cli.server.console)
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        let default = Some("127.0.0.1:6669".parse().unwrap());
+        assert_eq!(parse(&["--console"]).unwrap(), default);
+        assert_eq!(parse(&["--console", "--io-delay", "2ms"]).unwrap(), default);
+        let given = Some("127.0.0.1:7000".parse().unwrap());
+        assert_eq!(parse(&["--console", "127.0.0.1:7000"]).unwrap(), given);
+        let bad = parse(&["--console", "nowhere"]).unwrap_err().to_string();
+        assert!(
+            bad.contains("--console") && bad.contains("expected an address"),
+            "{bad}"
+        );
+    }
 
     #[test]
     fn a_period_of_zero_is_refused() {

@@ -48,7 +48,33 @@ pub fn run_act_from<X: Args, A: Act>(
         Ok(parsed) => parsed,
         Err(error) => error.exit(),
     };
+    // `--console` in a build without the console is refused before anything starts; in a
+    // build with it, its socket is bound now, so a port in use is a start-up error too.
+    if let Err(error) = crate::console::check(name, cli.server.console) {
+        eprintln!("{name}: error: {error}");
+        return ExitCode::from(exit_code::BAD_INPUT);
+    }
+    #[cfg(all(feature = "console", tokio_unstable))]
+    let console = match cli.server.console.map(crate::console::start).transpose() {
+        Ok(console) => console,
+        Err(error) => {
+            eprintln!("{name}: error: {error}");
+            return ExitCode::from(exit_code::BAD_INPUT);
+        }
+    };
+    #[cfg(all(feature = "console", tokio_unstable))]
+    let console_addr = console.as_ref().map(|console| console.addr);
+    #[cfg(all(feature = "console", tokio_unstable))]
+    init_logging_with_console(console);
+    #[cfg(not(all(feature = "console", tokio_unstable)))]
     init_logging();
+    #[cfg(all(feature = "console", tokio_unstable))]
+    if let Some(addr) = console_addr {
+        tracing::info!(
+            "tokio-console: serving this runtime's tasks on {addr}; watch them with \
+             `tokio-console http://{addr}`"
+        );
+    }
     let act = make(cli.act);
     let flavor = cli.server.flavor;
     // Refused before the runtime exists: an act that cannot run on this flavour says why.
@@ -328,19 +354,48 @@ fn watch_for_parent_gone(shutdown: &Arc<Shutdown>) {
 }
 
 /// Logs go to stderr; `RUST_LOG` chooses what (default: `info`).
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// Colours only for a person at a terminal, not for a log file or a test reading it.
+fn log_in_colour() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+#[cfg(not(all(feature = "console", tokio_unstable)))]
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not for a log file or a test reading it.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(log_in_colour())
         // A log line that cannot be written (its reader closed the pipe) is dropped. By default
         // the subscriber would report that failure with `eprintln!`, to the same closed stderr,
         // and `eprintln!` panics when it cannot write: on the signal thread that panic would
         // swallow SIGTERM, on the main thread end the server with 101.
         .log_internal_errors(false)
+        .try_init();
+}
+
+/// The same log, in the same format (and dropping a line it cannot write, as above), beside
+/// tokio-console's layer when `--console` asked for it. Each layer has its own filter:
+/// `RUST_LOG` still decides what the log shows, and the console still sees Tokio's task spans,
+/// which are far below the log's `info`.
+#[cfg(all(feature = "console", tokio_unstable))]
+fn init_logging_with_console(console: Option<crate::console::Console>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let log = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(log_in_colour())
+        .log_internal_errors(false)
+        .with_filter(log_filter());
+    let _ = tracing_subscriber::registry()
+        .with(console.map(|console| console.layer))
+        .with(log)
         .try_init();
 }
 

@@ -34,6 +34,7 @@
 
 pub mod activation;
 mod cli;
+pub mod console;
 mod entry;
 mod heartbeat;
 mod jokes;

@@ -1,0 +1,136 @@
+//! `--console`: an act built with tokio-console's instrumentation serves it, on the address
+//! its start-up line names; any other build refuses the option and says how to build one.
+//!
+//! Which half runs is decided when this file is compiled: the served half needs the `console`
+//! feature and `--cfg tokio_unstable` (.ci/run's "tokio-console" section:
+//! `RUSTFLAGS='--cfg tokio_unstable' cargo test --target-dir target/console -p acts --features
+//! console --test console`), the refusal half runs in every other build.
+
+use std::ffi::OsStr;
+
+use joke_testkit::binary::run_to_exit;
+
+const RUN_ACT: &str = env!("CARGO_BIN_EXE_run-act");
+
+fn args<'a>(args: &'a [&'a str]) -> Vec<&'a OsStr> {
+    args.iter().map(OsStr::new).collect()
+}
+
+/// Asking for a console on a port that is taken is a start-up error, not a server that runs
+/// without the console (or, in the other builds, the refusal comes first): exit 2 either way.
+#[test]
+fn a_console_that_cannot_be_served_is_refused_at_start_up() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let exited = run_to_exit(
+        RUN_ACT,
+        &args(&["act1-naive", "--addr", "127.0.0.1:0", "--console", &taken]),
+    );
+    assert_eq!(exited.code, Some(2), "{exited:?}");
+    assert_eq!(
+        exited.stderr.lines().count(),
+        1,
+        "one line: {}",
+        exited.stderr
+    );
+    assert!(exited.stderr.contains("--console"), "{}", exited.stderr);
+    if cfg!(all(feature = "console", tokio_unstable)) {
+        assert!(
+            exited
+                .stderr
+                .contains(&format!("--console {taken}: cannot listen there")),
+            "{}",
+            exited.stderr
+        );
+    }
+}
+
+#[cfg(not(all(feature = "console", tokio_unstable)))]
+mod refused {
+    use super::*;
+
+    /// `--console` without its build: exit 2, one line naming the command that builds it.
+    #[test]
+    fn without_the_console_build_the_option_is_refused_with_the_command_to_build_it() {
+        for act in ["act1-naive", "finale-cached"] {
+            let exited = run_to_exit(RUN_ACT, &args(&[act, "--addr", "127.0.0.1:0", "--console"]));
+            assert_eq!(exited.code, Some(2), "{exited:?}");
+            assert_eq!(
+                exited.stderr.lines().count(),
+                1,
+                "one line: {}",
+                exited.stderr
+            );
+            let command = joke_server::console::build_command(act);
+            assert!(exited.stderr.contains(&command), "{}", exited.stderr);
+            assert!(
+                exited.stderr.contains("RUSTFLAGS=\"--cfg tokio_unstable\""),
+                "{}",
+                exited.stderr
+            );
+            assert!(exited.stdout.is_empty(), "{exited:?}");
+        }
+    }
+}
+
+#[cfg(all(feature = "console", tokio_unstable))]
+mod served {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    use joke_testkit::binary::RunningBinary;
+
+    use super::*;
+
+    /// The client preface of HTTP/2 (RFC 9113, section 3.4), then an empty SETTINGS frame.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+    /// The console's server is tonic's gRPC, over HTTP/2: a server that answers the client
+    /// preface with its own SETTINGS frame (type 4) is one, not just a socket that accepts.
+    fn answers_http2(addr: SocketAddr) {
+        let mut socket = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .unwrap_or_else(|error| panic!("connecting to the console at {addr}: {error}"));
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        socket.write_all(PREFACE).unwrap();
+        let mut header = [0u8; 9];
+        socket
+            .read_exact(&mut header)
+            .unwrap_or_else(|error| panic!("reading the console's first frame: {error}"));
+        assert_eq!(header[3], 4, "a SETTINGS frame first: {header:?}");
+    }
+
+    #[test]
+    fn the_console_is_served_on_the_address_the_start_up_line_names() {
+        for act in ["act1-naive", "act2-spawn-blocking"] {
+            let mut server = RunningBinary::start(
+                RUN_ACT,
+                &args(&[act, "--addr", "127.0.0.1:0", "--console", "127.0.0.1:0"]),
+            );
+            let line = server.wait_for_stderr("tokio-console: serving");
+            let addr: SocketAddr = line
+                .split("tasks on ")
+                .nth(1)
+                .and_then(|rest| rest.split(';').next())
+                .and_then(|addr| addr.parse().ok())
+                .unwrap_or_else(|| panic!("no address in {line:?}"));
+            assert!(addr.ip().is_loopback() && addr.port() != 0, "{line}");
+            assert!(
+                line.contains(&format!("tokio-console http://{addr}")),
+                "{line}"
+            );
+            answers_http2(addr);
+            // The server still serves jokes, and its log is the harness's.
+            let client = joke_testkit::client::client_runtime();
+            let joke = client
+                .block_on(joke_testkit::client::fetch_joke(server.addr()))
+                .unwrap();
+            assert!(!joke.is_empty());
+            let exited = server.terminate();
+            assert_eq!(exited.code, Some(0), "{exited:?}");
+            assert_eq!(exited.statistics().unwrap().served, 1, "{exited:?}");
+        }
+    }
+}
