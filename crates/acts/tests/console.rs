@@ -105,11 +105,16 @@ mod served {
     #[test]
     fn the_console_is_served_on_the_address_the_start_up_line_names() {
         for act in ["act1-naive", "act2-spawn-blocking"] {
-            let mut server = RunningBinary::start(
+            let server = RunningBinary::start(
                 RUN_ACT,
                 &args(&[act, "--addr", "127.0.0.1:0", "--console", "127.0.0.1:0"]),
             );
-            let line = server.wait_for_stderr("tokio-console: serving");
+            // Logged before `listening on`, which the start waited for.
+            let log = server.stderr_so_far();
+            let line = log
+                .lines()
+                .find(|line| line.contains("tokio-console: serving"))
+                .unwrap_or_else(|| panic!("no console line in:\n{log}"));
             let addr: SocketAddr = line
                 .split("tasks on ")
                 .nth(1)

@@ -130,6 +130,11 @@ impl RunningBinary {
             .unwrap_or_else(|error| panic!("{error}"))
     }
 
+    /// The stderr lines printed so far, the start-up lines before `listening on` included.
+    pub fn stderr_so_far(&self) -> String {
+        self.server().stderr_tail()
+    }
+
     /// Sends `signal` (such as `Signal::HUP`) to the process.
     pub fn signal(&self, signal: Signal) {
         self.server()
