@@ -75,6 +75,8 @@ pub fn run_act_from<X: Args, A: Act>(
              `tokio-console http://{addr}`"
         );
     }
+    // The log's last lines are written out before this returns, whichever way it returns.
+    let _log_written_out = crate::log_queue::FinishOnDrop;
     let act = make(cli.act);
     let flavor = cli.server.flavor;
     // Refused before the runtime exists: an act that cannot run on this flavour says why.
@@ -368,7 +370,9 @@ fn log_in_colour() -> bool {
 fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(log_filter())
-        .with_writer(std::io::stderr)
+        // Through a queue and a thread of its own: a log reader that stops reading must never
+        // block a worker (see `log_queue.rs`).
+        .with_writer(crate::log_queue::stderr())
         .with_ansi(log_in_colour())
         // A log line that cannot be written (its reader closed the pipe) is dropped. By default
         // the subscriber would report that failure with `eprintln!`, to the same closed stderr,
@@ -389,7 +393,8 @@ fn init_logging_with_console(console: Option<crate::console::Console>) {
     use tracing_subscriber::util::SubscriberInitExt;
 
     let log = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        // Through the same queue (see `log_queue.rs`).
+        .with_writer(crate::log_queue::stderr())
         .with_ansi(log_in_colour())
         .log_internal_errors(false)
         .with_filter(log_filter());

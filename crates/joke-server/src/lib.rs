@@ -39,6 +39,7 @@ mod entry;
 mod heartbeat;
 mod jokes;
 mod lines;
+mod log_queue;
 mod per_address;
 mod proxy;
 mod server;

@@ -93,7 +93,7 @@ impl Shutdown {
                 "{}: error: cannot start the signal thread: {error}",
                 self.name
             );
-            std::process::exit(exit_code::FAILURE.into());
+            exit(exit_code::FAILURE);
         }
     }
 
@@ -130,7 +130,7 @@ impl Shutdown {
         if self.claim_the_end() {
             tracing::warn!("{why} again: stopping now, without waiting for the jokes in flight");
             self.print_final(&self.stats.summary());
-            std::process::exit(exit_code::FAILURE.into());
+            exit(exit_code::FAILURE);
         }
     }
 
@@ -155,7 +155,7 @@ impl Shutdown {
                          returns, or every worker thread blocked): exiting now"
                     );
                     shutdown.print_final(&shutdown.stats.summary());
-                    std::process::exit(exit_code::FAILURE.into());
+                    exit(exit_code::FAILURE);
                 }
             });
         if let Err(error) = spawned {
@@ -192,4 +192,11 @@ impl Shutdown {
             tracing::warn!("cannot print the statistics line on stdout: {error}");
         }
     }
+}
+
+/// Ends the process with `code`, once the log's queued lines are written out (within a bound:
+/// see `log_queue.rs`). `std::process::exit` runs no destructors, so nothing else would.
+fn exit(code: u8) -> ! {
+    crate::log_queue::finish();
+    std::process::exit(code.into());
 }

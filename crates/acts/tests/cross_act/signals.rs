@@ -420,6 +420,170 @@ fn a_server_whose_output_nobody_reads_still_stops_on_sigterm() {
     }
 }
 
+/// Connections in the burst that fills a stalled log reader's pipe: one `debug` line each (about
+/// 100 bytes), so more than a 64 KiB pipe and the server's log queue hold together.
+const LOGGED_BURST: usize = 6_000;
+
+/// A log reader that is alive but has stopped reading (a stalled journald, a `| less` left
+/// open) fills the pipe, and a write to a full pipe blocks. Log lines are written from the
+/// runtime's workers, so without the log's own queue and writer thread the first worker to log
+/// into the full pipe would stop, then the next: serving would stop, and SIGTERM, whose handler
+/// logs, would never end the process.
+///
+/// Each joke served is logged (`RUST_LOG=info,joke_server=debug`); the pipe is held open and not
+/// read while a burst runs, then SIGTERM is sent. Either the reader never reads again (the
+/// server must still exit 0 within a bound, leaving the lines it cannot write), or it reads
+/// again before the signal: then the lines still queued arrive, the shutdown summary after
+/// them, and the log says how many lines it dropped while nobody read.
+#[test]
+fn a_log_reader_that_stops_reading_never_stops_the_serving() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    let _alone = alone();
+    let file = JokesFile::fixture();
+    for reads_again in [false, true] {
+        let mut child = Command::new(RUN_ACT)
+            .arg("finale-cached")
+            .args(server_args(&file))
+            .env("RUST_LOG", "info,joke_server=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting run-act");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            let read = stderr
+                .read_line(&mut line)
+                .expect("reading the server's stderr");
+            assert_ne!(read, 0, "the server ended before it listened");
+            if let Some(addr) = joke_server::wire::parse_ready_line(&line) {
+                break addr;
+            }
+        };
+
+        // From here on `stderr` is held open and not read. Every client gets five seconds for
+        // its joke, and the first that does not get it ends the burst.
+        let runtime = client_runtime();
+        let burst = runtime.block_on(async {
+            let limit = Arc::new(tokio::sync::Semaphore::new(50));
+            let mut clients = tokio::task::JoinSet::new();
+            for _ in 0..LOGGED_BURST {
+                let permit = Arc::clone(&limit)
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
+                clients.spawn(async move {
+                    let _permit = permit;
+                    client::within(Duration::from_secs(5), "a joke", client::fetch_joke(addr)).await
+                });
+                while let Some(done) = clients.try_join_next() {
+                    done.expect("a client task")?;
+                }
+            }
+            while let Some(done) = clients.join_next().await {
+                done.expect("a client task")?;
+            }
+            io::Result::Ok(())
+        });
+        let burst_failed = burst.err();
+        let pid = rustix::process::Pid::from_child(&child);
+
+        // Held until the server has exited, or read again from now on.
+        let (held, reader) = if reads_again {
+            let (lines, arriving) = std::sync::mpsc::channel();
+            let reader = std::thread::spawn(move || {
+                let mut log = String::new();
+                let mut line = String::new();
+                while stderr.read_line(&mut line).is_ok_and(|read| read > 0) {
+                    let _ = lines.send(line.clone());
+                    log.push_str(&line);
+                    line.clear();
+                }
+                log
+            });
+            // The server logs the live statistics on SIGUSR1. Once such a line arrives, the
+            // queue has drained: every line before it is written, and the shutdown's lines
+            // will find room. (The first SIGUSR1's line may itself find the queue full.)
+            let drained = Instant::now() + Duration::from_secs(10);
+            'drain: while Instant::now() < drained {
+                rustix::process::kill_process(pid, rustix::process::Signal::USR1)
+                    .expect("sending SIGUSR1");
+                let asked = Instant::now();
+                while let Some(left) = Duration::from_millis(300).checked_sub(asked.elapsed()) {
+                    match arriving.recv_timeout(left) {
+                        Ok(line) if joke_server::wire::parse_live_stats_line(&line).is_some() => {
+                            break 'drain;
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            (None, Some(reader))
+        } else {
+            (Some(stderr), None)
+        };
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("sending SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for the server") {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(held);
+        let mut printed = String::new();
+        let _ = stdout.read_to_string(&mut printed);
+        let log = reader.map(|reader| reader.join().expect("the stderr reader"));
+        assert!(
+            burst_failed.is_none(),
+            "reads again {reads_again}: the server stopped serving while its log was not read: \
+             {burst_failed:?}"
+        );
+        let status = status.unwrap_or_else(|| {
+            panic!("reads again {reads_again}: the server did not exit within 10 s of SIGTERM")
+        });
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "reads again {reads_again}: {status}"
+        );
+        assert_eq!(
+            statistics(&printed).served,
+            LOGGED_BURST as u64,
+            "reads again {reads_again}: {printed}"
+        );
+        if let Some(log) = log {
+            assert!(
+                log.contains(&format!("finale-cached: served {LOGGED_BURST} jokes")),
+                "the shutdown summary is not in the log read after the signal:\n{}",
+                log_tail(&log)
+            );
+            assert!(
+                log.contains(" log lines dropped: stderr was not read"),
+                "the log does not say that it dropped lines:\n{}",
+                log_tail(&log)
+            );
+        }
+    }
+}
+
+/// The last lines of a long log, for a failure message.
+fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
 /// Writes `text` over the start of the file in place (same inode), then sets its modification
 /// time to `modified`.
 fn rewrite_keeping_modification_time(path: &std::path::Path, text: &str, modified: SystemTime) {
