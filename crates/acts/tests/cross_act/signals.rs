@@ -332,33 +332,13 @@ enum Closed {
 /// both pipes to their end).
 #[test]
 fn a_server_whose_output_nobody_reads_still_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::{Command, Stdio};
+    use std::io::Read;
 
     let _alone = alone();
     let file = JokesFile::fixture();
     for closed in [Closed::Stderr, Closed::Stdout, Closed::Both] {
-        let mut child = Command::new(RUN_ACT)
-            .arg("finale-cached")
-            .args(server_args(&file))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting run-act");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
-        let mut stdout = child.stdout.take();
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let read = stderr
-                .read_line(&mut line)
-                .expect("reading the server's stderr");
-            assert_ne!(read, 0, "{closed:?}: the server ended before it listened");
-            if let Some(addr) = joke_server::wire::parse_ready_line(&line) {
-                break addr;
-            }
-        };
+        let (mut child, mut stderr, stdout, addr) = start_with_own_pipes(&file, &[]);
+        let mut stdout = Some(stdout);
         // The reader goes away. What it keeps is read to its end on a thread of its own, so
         // the server never waits on a full pipe (that would be a different test).
         let kept_stderr = match closed {
@@ -388,18 +368,9 @@ fn a_server_whose_output_nobody_reads_still_stops_on_sigterm() {
             rustix::process::Signal::TERM,
         )
         .expect("sending SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for the server") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{closed:?} closed: the server did not exit within 10 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = exited_within(&mut child, Duration::from_secs(10)).unwrap_or_else(|| {
+            panic!("{closed:?} closed: the server did not exit within 10 s of SIGTERM")
+        });
         let log = kept_stderr.map(|reader| reader.join().expect("the stderr reader"));
         assert_eq!(
             status.code(),
@@ -420,6 +391,65 @@ fn a_server_whose_output_nobody_reads_still_stops_on_sigterm() {
     }
 }
 
+/// Starts finale-cached under `std::process::Command`, not the supervisor (which always reads
+/// both pipes to their end), with `env` added, and reads its stderr up to the ready line. The
+/// caller holds both pipes and decides what becomes of them.
+fn start_with_own_pipes(
+    file: &JokesFile,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    std::process::ChildStdout,
+    SocketAddr,
+) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(RUN_ACT)
+        .arg("finale-cached")
+        .args(server_args(file))
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting run-act");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        let read = stderr
+            .read_line(&mut line)
+            .expect("reading the server's stderr");
+        assert_ne!(read, 0, "the server ended before it listened");
+        if let Some(addr) = joke_server::wire::parse_ready_line(&line) {
+            break addr;
+        }
+    };
+    (child, stderr, stdout, addr)
+}
+
+/// The child's exit status, if it exits within `limit`; past that it is killed.
+fn exited_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the server") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Connections in the burst that fills a stalled log reader's pipe: one `debug` line each (about
 /// 100 bytes), so more than a 64 KiB pipe and the server's log queue hold together.
 const LOGGED_BURST: usize = 6_000;
@@ -437,34 +467,13 @@ const LOGGED_BURST: usize = 6_000;
 /// them, and the log says how many lines it dropped while nobody read.
 #[test]
 fn a_log_reader_that_stops_reading_never_stops_the_serving() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::{Command, Stdio};
+    use std::io::{BufRead, Read};
 
     let _alone = alone();
     let file = JokesFile::fixture();
     for reads_again in [false, true] {
-        let mut child = Command::new(RUN_ACT)
-            .arg("finale-cached")
-            .args(server_args(&file))
-            .env("RUST_LOG", "info,joke_server=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting run-act");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let read = stderr
-                .read_line(&mut line)
-                .expect("reading the server's stderr");
-            assert_ne!(read, 0, "the server ended before it listened");
-            if let Some(addr) = joke_server::wire::parse_ready_line(&line) {
-                break addr;
-            }
-        };
+        let (mut child, mut stderr, mut stdout, addr) =
+            start_with_own_pipes(&file, &[("RUST_LOG", "info,joke_server=debug")]);
 
         // From here on `stderr` is held open and not read. Every client gets five seconds for
         // its joke, and the first that does not get it ends the burst.
@@ -529,18 +538,7 @@ fn a_log_reader_that_stops_reading_never_stops_the_serving() {
             (Some(stderr), None)
         };
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("sending SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for the server") {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = exited_within(&mut child, Duration::from_secs(10));
         drop(held);
         let mut printed = String::new();
         let _ = stdout.read_to_string(&mut printed);
