@@ -4,10 +4,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-# The release binary, built once; it holds every act (`bench-client serve ACT`).
+# The release binary, built once; it holds every act (`bench-client serve ACT`). A script that
+# needs another build of it (docs/tools/console-sample: the console's) builds it and sets `bin`
+# before sourcing this file.
 target_dir=${CARGO_TARGET_DIR:-target}
-bin="$target_dir/release/bench-client"
-cargo build --release --quiet -p bench-client
+if [[ -z ${bin:-} ]]; then
+    bin="$target_dir/release/bench-client"
+    cargo build --release --quiet -p bench-client
+fi
 
 # A scratch folder, removed at exit with whatever server is still running.
 scratch=$(mktemp -d)
