@@ -3,7 +3,7 @@
 //!
 //! Which half runs is decided when this file is compiled: the served half needs the `console`
 //! feature and `--cfg tokio_unstable` (.ci/run's "tokio-console" section:
-//! `RUSTFLAGS='--cfg tokio_unstable' cargo test --target-dir target/console -p acts --features
+//! `RUSTFLAGS='--cfg tokio_unstable' cargo test --target-dir target/io-uring -p acts --features
 //! console --test console`), the refusal half runs in every other build.
 
 use std::ffi::OsStr;
