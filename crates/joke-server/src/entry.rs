@@ -64,10 +64,10 @@ pub fn run_act_from<X: Args, A: Act>(
     };
     #[cfg(all(feature = "console", tokio_unstable))]
     let console_addr = console.as_ref().map(|console| console.addr);
-    #[cfg(all(feature = "console", tokio_unstable))]
-    init_logging_with_console(console);
-    #[cfg(not(all(feature = "console", tokio_unstable)))]
-    init_logging();
+    init_logging(
+        #[cfg(all(feature = "console", tokio_unstable))]
+        console,
+    );
     #[cfg(all(feature = "console", tokio_unstable))]
     if let Some(addr) = console_addr {
         tracing::info!(
@@ -366,10 +366,17 @@ fn log_in_colour() -> bool {
     std::io::IsTerminal::is_terminal(&std::io::stderr())
 }
 
-#[cfg(not(all(feature = "console", tokio_unstable)))]
-fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
+/// The log, and tokio-console's layer beside it when `--console` asked for it (only in a build
+/// with the console). Each layer has its own filter: `RUST_LOG` decides what the log shows, and
+/// the console still sees Tokio's task spans, which are far below the log's `info`.
+fn init_logging(
+    #[cfg(all(feature = "console", tokio_unstable))] console: Option<crate::console::Console>,
+) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let log = tracing_subscriber::fmt::layer()
         // Through a queue and a thread of its own: a log reader that stops reading must never
         // block a worker (see `log_queue.rs`).
         .with_writer(crate::log_queue::stderr())
@@ -379,29 +386,11 @@ fn init_logging() {
         // and `eprintln!` panics when it cannot write: on the signal thread that panic would
         // swallow SIGTERM, on the main thread end the server with 101.
         .log_internal_errors(false)
-        .try_init();
-}
-
-/// The same log, in the same format (and dropping a line it cannot write, as above), beside
-/// tokio-console's layer when `--console` asked for it. Each layer has its own filter:
-/// `RUST_LOG` still decides what the log shows, and the console still sees Tokio's task spans,
-/// which are far below the log's `info`.
-#[cfg(all(feature = "console", tokio_unstable))]
-fn init_logging_with_console(console: Option<crate::console::Console>) {
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-
-    let log = tracing_subscriber::fmt::layer()
-        // Through the same queue (see `log_queue.rs`).
-        .with_writer(crate::log_queue::stderr())
-        .with_ansi(log_in_colour())
-        .log_internal_errors(false)
         .with_filter(log_filter());
-    let _ = tracing_subscriber::registry()
-        .with(console.map(|console| console.layer))
-        .with(log)
-        .try_init();
+    let registry = tracing_subscriber::registry();
+    #[cfg(all(feature = "console", tokio_unstable))]
+    let registry = registry.with(console.map(|console| console.layer));
+    let _ = registry.with(log).try_init();
 }
 
 /// Each connection is a file descriptor, and the usual soft limit (1024) is below the bursts
