@@ -80,6 +80,14 @@ pub(crate) fn finish() {
     }
 }
 
+/// Logs how many lines were dropped since the last report, if any: with the live statistics,
+/// so that a log that lost lines says so while the server runs, not only when it stops.
+pub(crate) fn report_dropped() {
+    if let Some(queue) = QUEUE.get() {
+        queue.report_dropped();
+    }
+}
+
 /// Calls [`finish`] when dropped: `run_act_from` holds one, so the queue is written out
 /// whichever way it returns.
 pub(crate) struct FinishOnDrop;

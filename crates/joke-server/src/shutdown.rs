@@ -117,6 +117,7 @@ impl Shutdown {
     }
 
     fn print_live(&self) {
+        crate::log_queue::report_dropped();
         tracing::info!("{}", crate::wire::live_stats_line(&self.stats.summary()));
     }
 

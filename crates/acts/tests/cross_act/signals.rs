@@ -519,6 +519,7 @@ fn a_log_reader_that_stops_reading_never_stops_the_serving() {
             // queue has drained: every line before it is written, and the shutdown's lines
             // will find room. (The first SIGUSR1's line may itself find the queue full.)
             let drained = Instant::now() + Duration::from_secs(10);
+            let mut reported_while_running = false;
             'drain: while Instant::now() < drained {
                 rustix::process::kill_process(pid, rustix::process::Signal::USR1)
                     .expect("sending SIGUSR1");
@@ -528,11 +529,16 @@ fn a_log_reader_that_stops_reading_never_stops_the_serving() {
                         Ok(line) if joke_server::wire::parse_live_stats_line(&line).is_some() => {
                             break 'drain;
                         }
-                        Ok(_) => {}
+                        Ok(line) => reported_while_running |= line.contains(DROPPED_LINES),
                         Err(_) => break,
                     }
                 }
             }
+            // The live statistics say what the log lost, before any shutdown does.
+            assert!(
+                reported_while_running,
+                "no SIGUSR1 reported the dropped log lines before the live statistics"
+            );
             (None, Some(reader))
         } else {
             (Some(stderr), None)
@@ -568,13 +574,16 @@ fn a_log_reader_that_stops_reading_never_stops_the_serving() {
                 log_tail(&log)
             );
             assert!(
-                log.contains(" log lines dropped: stderr was not read"),
+                log.contains(DROPPED_LINES),
                 "the log does not say that it dropped lines:\n{}",
                 log_tail(&log)
             );
         }
     }
 }
+
+/// What the log says when its queue dropped lines.
+const DROPPED_LINES: &str = " log lines dropped: stderr was not read";
 
 /// The last lines of a long log, for a failure message.
 fn log_tail(log: &str) -> String {
