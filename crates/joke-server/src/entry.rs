@@ -2,6 +2,7 @@
 //! signal, and turn the outcome into an exit code.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -51,15 +52,13 @@ pub fn run_act_from<X: Args, A: Act>(
     // `--console` in a build without the console is refused before anything starts; in a
     // build with it, its socket is bound now, so a port in use is a start-up error too.
     if let Err(error) = crate::console::check(name, cli.server.console) {
-        eprintln!("{name}: error: {error}");
-        return ExitCode::from(exit_code::BAD_INPUT);
+        return refuse(name, error, exit_code::BAD_INPUT);
     }
     #[cfg(all(feature = "console", tokio_unstable))]
     let console = match cli.server.console.map(crate::console::start).transpose() {
         Ok(console) => console,
         Err(error) => {
-            eprintln!("{name}: error: {error}");
-            return ExitCode::from(exit_code::BAD_INPUT);
+            return refuse(name, error, exit_code::BAD_INPUT);
         }
     };
     #[cfg(all(feature = "console", tokio_unstable))]
@@ -81,26 +80,20 @@ pub fn run_act_from<X: Args, A: Act>(
     let flavor = cli.server.flavor;
     // Refused before the runtime exists: an act that cannot run on this flavour says why.
     if let Err(why) = act.check_runtime(flavor.tokio()) {
-        eprintln!(
-            "{name}: error: cannot run on --flavor {}: {why}",
-            flavor.name()
-        );
-        return ExitCode::from(exit_code::BAD_INPUT);
+        let why = format!("cannot run on --flavor {}: {why}", flavor.name());
+        return refuse(name, why, exit_code::BAD_INPUT);
     }
     if flavor == Flavor::CurrentThread && cli.server.workers.is_some() {
-        eprintln!(
-            "{name}: error: --workers is for --flavor multi-thread; a current-thread runtime \
-             has exactly one thread"
-        );
-        return ExitCode::from(exit_code::BAD_INPUT);
+        let why = "--workers is for --flavor multi-thread; a current-thread runtime has exactly \
+                   one thread";
+        return refuse(name, why, exit_code::BAD_INPUT);
     }
     // Before any thread exists: taking the sockets a service manager passed changes the
     // environment.
     let inherited = match crate::activation::Inherited::from_env() {
         Ok(inherited) => inherited,
         Err(error) => {
-            eprintln!("{name}: error: {error}");
-            return ExitCode::from(exit_code::BAD_INPUT);
+            return refuse(name, error, exit_code::BAD_INPUT);
         }
     };
     raise_open_files_limit();
@@ -114,16 +107,18 @@ pub fn run_act_from<X: Args, A: Act>(
     let signals = match shutdown::install() {
         Ok(signals) => signals,
         Err(error) => {
-            eprintln!("{name}: error: cannot install signal handlers: {error}");
-            return ExitCode::from(exit_code::FAILURE);
+            return refuse(
+                name,
+                format!("cannot install signal handlers: {error}"),
+                exit_code::FAILURE,
+            );
         }
     };
     // ANCHOR_END: signals
     let recording = match start_timeline(&cli.server) {
         Ok(recording) => recording,
         Err(error) => {
-            eprintln!("{name}: error: {error}");
-            return ExitCode::from(exit_code::BAD_INPUT);
+            return refuse(name, error, exit_code::BAD_INPUT);
         }
     };
 
@@ -141,8 +136,11 @@ pub fn run_act_from<X: Args, A: Act>(
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("{name}: error: cannot start the Tokio runtime: {error}");
-            return ExitCode::from(exit_code::FAILURE);
+            return refuse(
+                name,
+                format!("cannot start the Tokio runtime: {error}"),
+                exit_code::FAILURE,
+            );
         }
     };
     // ANCHOR_END: runtime
@@ -161,8 +159,7 @@ pub fn run_act_from<X: Args, A: Act>(
     let server = match runtime.block_on(Server::bind(act, config)) {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("{name}: error: {error}");
-            return ExitCode::from(exit_code::BAD_INPUT);
+            return refuse(name, error, exit_code::BAD_INPUT);
         }
     };
     let shutdown = Shutdown::new(name, server.stats_handle(), grace_period);
@@ -433,4 +430,13 @@ mod tests {
             .unwrap();
         assert_eq!(act_options::<NoActArgs>(&none), "");
     }
+}
+
+/// Ends a start-up that cannot go on: the log lines queued before it are written first (so a
+/// warning that explains the error comes before it), then `NAME: error: WHY` on stderr, and the
+/// exit status `code`. A closed stderr loses the message but is no reason to panic.
+fn refuse(name: &str, why: impl std::fmt::Display, code: u8) -> ExitCode {
+    crate::log_queue::write_out();
+    let _ = writeln!(std::io::stderr(), "{name}: error: {why}");
+    ExitCode::from(code)
 }

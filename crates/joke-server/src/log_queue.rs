@@ -80,6 +80,13 @@ pub(crate) fn finish() {
     }
 }
 
+/// Waits until every line queued so far has been written, for at most [`FINISH_WITHIN`].
+pub(crate) fn write_out() {
+    if let Some(queue) = QUEUE.get() {
+        queue.wait_until_written(FINISH_WITHIN);
+    }
+}
+
 /// Logs how many lines were dropped since the last report, if any: with the live statistics,
 /// so that a log that lost lines says so while the server runs, not only when it stops.
 pub(crate) fn report_dropped() {

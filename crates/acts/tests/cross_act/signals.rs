@@ -391,6 +391,54 @@ fn a_server_whose_output_nobody_reads_still_stops_on_sigterm() {
     }
 }
 
+/// A start-up error (here: the port is taken) prints its message after the warnings logged
+/// before it (they wait in the log's queue; the message does not), and with stderr closed the
+/// server still exits with the error's status, 2, not with a panic's 101.
+#[test]
+fn a_start_up_error_comes_after_the_warnings_before_it_and_survives_a_closed_stderr() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+
+    let file = JokesFile::fixture();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to take");
+    let addr = taken.local_addr().expect("its address").to_string();
+    for stderr_closed in [false, true] {
+        let mut child = Command::new(RUN_ACT)
+            .arg("finale-cached")
+            // Too long a delay is only a warning: it is logged, then the bind fails.
+            .args(["--addr", &addr, "--io-delay", "90s", "--jokes"])
+            .arg(file.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting run-act");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let mut log = String::new();
+        if stderr_closed {
+            drop(stderr);
+        } else {
+            stderr.read_to_string(&mut log).expect("reading stderr");
+        }
+        let status = exited_within(&mut child, Duration::from_secs(10))
+            .expect("a start-up error ends the server within 10 s");
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "stderr closed {stderr_closed}: {status}; {log}"
+        );
+        if !stderr_closed {
+            let warning = log
+                .find("every joke will wait that long")
+                .unwrap_or_else(|| panic!("no warning: {log}"));
+            let error = log
+                .find("finale-cached: error:")
+                .unwrap_or_else(|| panic!("no error: {log}"));
+            assert!(warning < error, "the error came before the warning:\n{log}");
+        }
+    }
+}
+
 /// Starts finale-cached under `std::process::Command`, not the supervisor (which always reads
 /// both pipes to their end), with `env` added, and reads its stderr up to the ready line. The
 /// caller holds both pipes and decides what becomes of them.
@@ -534,12 +582,7 @@ fn a_log_reader_that_stops_reading_never_stops_the_serving() {
                     }
                 }
             }
-            // The live statistics say what the log lost, before any shutdown does.
-            assert!(
-                reported_while_running,
-                "no SIGUSR1 reported the dropped log lines before the live statistics"
-            );
-            (None, Some(reader))
+            (None, Some((reader, reported_while_running)))
         } else {
             (Some(stderr), None)
         };
@@ -548,7 +591,15 @@ fn a_log_reader_that_stops_reading_never_stops_the_serving() {
         drop(held);
         let mut printed = String::new();
         let _ = stdout.read_to_string(&mut printed);
-        let log = reader.map(|reader| reader.join().expect("the stderr reader"));
+        let (log, reported_while_running) = match reader {
+            Some((reader, reported)) => (Some(reader.join().expect("the stderr reader")), reported),
+            None => (None, true),
+        };
+        // The live statistics said what the log lost, before any shutdown did.
+        assert!(
+            reported_while_running,
+            "no SIGUSR1 reported the dropped log lines before the live statistics"
+        );
         assert!(
             burst_failed.is_none(),
             "reads again {reads_again}: the server stopped serving while its log was not read: \
