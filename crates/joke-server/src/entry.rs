@@ -404,6 +404,15 @@ fn raise_open_files_limit() {
 }
 // ANCHOR_END: open_files
 
+/// Ends a start-up that cannot go on: the log lines queued before it are written first (so a
+/// warning that explains the error comes before it), then `NAME: error: WHY` on stderr, and the
+/// exit status `code`. A closed stderr loses the message but is no reason to panic.
+fn refuse(name: &str, why: impl std::fmt::Display, code: u8) -> ExitCode {
+    crate::log_queue::write_out();
+    let _ = writeln!(std::io::stderr(), "{name}: error: {why}");
+    ExitCode::from(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,13 +439,4 @@ mod tests {
             .unwrap();
         assert_eq!(act_options::<NoActArgs>(&none), "");
     }
-}
-
-/// Ends a start-up that cannot go on: the log lines queued before it are written first (so a
-/// warning that explains the error comes before it), then `NAME: error: WHY` on stderr, and the
-/// exit status `code`. A closed stderr loses the message but is no reason to panic.
-fn refuse(name: &str, why: impl std::fmt::Display, code: u8) -> ExitCode {
-    crate::log_queue::write_out();
-    let _ = writeln!(std::io::stderr(), "{name}: error: {why}");
-    ExitCode::from(code)
 }
