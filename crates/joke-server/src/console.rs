@@ -134,7 +134,14 @@ mod served {
                     tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
                 let served = runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    tokio::spawn(aggregator.run());
+                    // Outside Tokio's cooperative budget: the aggregator drains the layer's
+                    // channel of events by polling its receiver in a loop, and each receive
+                    // spends a unit of the budget, 128 per poll of the task. Within it, each
+                    // wake-up (once a second, or when the channel nears full) takes in at most
+                    // 128 events; once the
+                    // program makes more (Act I under `--io-delay 2ms`, say), they queue up
+                    // and new tasks reach the console later and later (tests/console.rs).
+                    tokio::spawn(tokio::task::unconstrained(aggregator.run()));
                     tonic::transport::Server::builder()
                         .add_service(instrument_server)
                         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
