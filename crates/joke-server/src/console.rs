@@ -138,9 +138,9 @@ mod served {
                     // channel of events by polling its receiver in a loop, and each receive
                     // spends a unit of the budget, 128 per poll of the task. Within it, each
                     // wake-up (once a second, or when the channel nears full) takes in at most
-                    // 128 events; once the
-                    // program makes more (Act I under `--io-delay 2ms`, say), they queue up
-                    // and new tasks reach the console later and later (tests/console.rs).
+                    // 128 events; once the program makes more (Act I under `--io-delay 2ms`,
+                    // say), they queue up and new tasks reach the console later and later
+                    // (tests/console.rs).
                     tokio::spawn(tokio::task::unconstrained(aggregator.run()));
                     tonic::transport::Server::builder()
                         .add_service(instrument_server)
