@@ -175,8 +175,17 @@ mod served {
         );
         let (_, addr) = console_line(&server);
         let client = joke_testkit::client::client_runtime();
-        // The IDs of the tasks the console was told of, spawned at server.rs, and those of the
-        // first update (the server's own tasks, before any connection).
+        // Where the console says a connection's task was spawned: the one `connections.spawn`
+        // of server.rs, found in the source so that the line number cannot go stale.
+        let server_rs = include_str!("../../joke-server/src/server.rs");
+        let spawn_line = server_rs
+            .lines()
+            .position(|line| line.contains("connections.spawn("))
+            .expect("server.rs spawns connections with `connections.spawn(`")
+            as u32
+            + 1;
+        // The IDs of the tasks the console was told of, spawned there, and those of its first
+        // update (before any connection).
         let seen: Arc<Mutex<HashSet<u64>>> = Arc::default();
         let before = client.block_on(async {
             let mut console = InstrumentClient::connect(format!("http://{addr}"))
@@ -187,13 +196,15 @@ mod served {
                 .await
                 .unwrap()
                 .into_inner();
-            let mut record = |update: console_api::instrument::Update, seen: &mut HashSet<u64>| {
+            let record = move |update: console_api::instrument::Update, seen: &mut HashSet<u64>| {
                 for task in update.task_update.unwrap_or_default().new_tasks {
-                    let at_server = task
-                        .location
-                        .and_then(|location| location.file)
-                        .is_some_and(|file| file.ends_with("server.rs"));
-                    if let (true, Some(id)) = (at_server, task.id) {
+                    let at_spawn = task.location.is_some_and(|location| {
+                        location.line == Some(spawn_line)
+                            && location
+                                .file
+                                .is_some_and(|file| file.ends_with("server.rs"))
+                    });
+                    if let (true, Some(id)) = (at_spawn, task.id) {
                         seen.insert(id.id);
                     }
                 }
