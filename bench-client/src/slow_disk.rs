@@ -144,10 +144,17 @@ impl Drop for SlowDisk {
     fn drop(&mut self) {
         if let Some(guard) = self.guard.take() {
             match guard.unmount() {
-                Ok(()) => eprintln!(
-                    "bench-client: slowfs unmounted from {}",
-                    self.mountpoint.display()
-                ),
+                Ok(unmounted) => {
+                    // The mount is gone either way; a disk that had stopped serving during
+                    // the run is worth a line of its own (the acts' reads would have failed).
+                    if let Some(e) = unmounted.stopped_early {
+                        eprintln!("bench-client: slowfs had stopped serving before the end: {e}");
+                    }
+                    eprintln!(
+                        "bench-client: slowfs unmounted from {}",
+                        self.mountpoint.display()
+                    )
+                }
                 Err(error) => eprintln!("bench-client: slowfs: {error}"),
             }
         }

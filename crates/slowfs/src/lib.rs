@@ -169,6 +169,16 @@ fn check_dir(
     }
 }
 
+/// What an unmount found. The mount is gone whenever there is one of these.
+#[derive(Debug)]
+pub struct Unmounted {
+    /// Why the filesystem had stopped being served before the unmount, when its session ended
+    /// on its own with an error. `None` when it was served until the unmount, or ended the way
+    /// an unmount ends it: an unmount from outside (`umount`, `fusermount3 -u`) or a
+    /// connection cut through fusectl's `abort` (the kernel tells the session the same).
+    pub stopped_early: Option<std::io::Error>,
+}
+
 /// Whether something is mounted at `path` (as written in the mount table: give a canonical
 /// path), as this process sees the mount table. Always false where there is no
 /// `/proc/self/mountinfo` (systems other than Linux).
@@ -221,7 +231,7 @@ impl MountGuard {
         match self.never {}
     }
     /// Unmounts.
-    pub fn unmount(self) -> std::io::Result<()> {
+    pub fn unmount(self) -> std::io::Result<Unmounted> {
         match self.never {}
     }
 }

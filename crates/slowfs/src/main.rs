@@ -145,7 +145,13 @@ fn run(args: Args) -> ExitCode {
         stats.reads, stats.opens, stats.max_in_service
     );
     match guard.unmount() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(slowfs::Unmounted {
+            stopped_early: Some(e),
+        }) => {
+            eprintln!("slowfs: it had stopped serving before the unmount: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("slowfs: {e}");
             ExitCode::FAILURE

@@ -25,7 +25,7 @@ use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 
 use crate::device::Counters;
 use crate::fs::SlowFs;
-use crate::{Error, MAX_QUEUE_DEPTH, Options, Stats, check_paths};
+use crate::{Error, MAX_QUEUE_DEPTH, Options, Stats, Unmounted, check_paths};
 
 /// How long dropping a [`MountGuard`] waits for the kernel to let go of the mount.
 const UNMOUNT_WAIT: Duration = Duration::from_secs(10);
@@ -201,16 +201,24 @@ impl MountGuard {
         self.auto_unmount
     }
 
-    /// Unmounts and waits (up to 10 s) until the kernel has let go of the mount.
-    pub fn unmount(mut self) -> std::io::Result<()> {
+    /// Unmounts and waits (up to 10 s) until the kernel has let go of the mount. `Ok` means
+    /// the mount is gone from the mount table; [`Unmounted`] says whether the filesystem had
+    /// been served until then.
+    pub fn unmount(mut self) -> std::io::Result<Unmounted> {
         self.shutdown()
     }
 
-    fn shutdown(&mut self) -> std::io::Result<()> {
+    fn shutdown(&mut self) -> std::io::Result<Unmounted> {
         let Some(session) = self.session.take() else {
-            return Ok(());
+            return Ok(Unmounted {
+                stopped_early: None,
+            });
         };
-        if !session.is_finished() {
+        // A session that ended before we asked had its mount taken away from outside
+        // (`umount`, `fusermount3 -u`) or its connection cut under it; either way the mount
+        // table, not the thread, says whether anything is left to remove.
+        let ended_by_itself = session.is_finished();
+        if crate::is_mounted(&self.mountpoint) {
             self.unmount_now()?;
         }
         // Lets go of fuser's own record of the mount (a no-op now that it is unmounted; with
@@ -226,11 +234,34 @@ impl MountGuard {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        match session.join() {
-            Ok(result) => result,
+        let ended = match session.join() {
+            Ok(ended) => ended,
             Err(_) => Err(std::io::Error::other("the slowfs session thread panicked")),
+        };
+        if crate::is_mounted(&self.mountpoint) {
+            return Err(std::io::Error::other(format!(
+                "{} is still mounted after the unmount",
+                self.mountpoint.display()
+            )));
         }
+        let stopped_early = match ended {
+            Ok(()) => None,
+            // After an unmount the kernel ends the session's read of /dev/fuse with ENODEV,
+            // which fuser takes as the normal end. One CI run (an interrupted `compare`, its
+            // servers killed mid-read) saw the session end with ECONNABORTED instead; we do not
+            // know whether before or after the unmount, and 240 tries here did not make it
+            // happen again. After the unmount the mount table above is the answer, and it is
+            // empty: that is an unmount like any other.
+            Err(e) if !ended_by_itself && e.raw_os_error() == Some(libc_econnaborted()) => None,
+            Err(e) if ended_by_itself => Some(e),
+            Err(e) => return Err(e),
+        };
+        Ok(Unmounted { stopped_early })
     }
+}
+
+fn libc_econnaborted() -> i32 {
+    rustix::io::Errno::CONNABORTED.raw_os_error()
 }
 
 impl MountGuard {
@@ -245,6 +276,10 @@ impl MountGuard {
         };
         match unmount(&self.mountpoint, UnmountFlags::empty()) {
             Ok(()) => Ok(()),
+            // No longer a mount point: fuser removes a mount whose session has ended on its
+            // own, and it may do so between our look at the mount table and this call. The
+            // caller looks at the table again afterwards.
+            Err(Errno::INVAL) => Ok(()),
             // Still in use (a server that was not stopped has the file open): detach it from
             // the tree now; the kernel finishes the unmount when the last file is closed.
             Err(Errno::BUSY) => unmount(&self.mountpoint, UnmountFlags::DETACH)
@@ -272,8 +307,12 @@ impl MountGuard {
 
 impl Drop for MountGuard {
     fn drop(&mut self) {
-        if let Err(e) = self.shutdown() {
-            eprintln!("slowfs: {e}");
+        match self.shutdown() {
+            Ok(Unmounted {
+                stopped_early: Some(e),
+            }) => eprintln!("slowfs: it had stopped serving before the unmount: {e}"),
+            Ok(_) => {}
+            Err(e) => eprintln!("slowfs: {e}"),
         }
     }
 }

@@ -288,6 +288,43 @@ fn a_busy_mount_point_is_detached_at_the_end() {
     assert!(!is_mounted(&mountpoint));
 }
 
+#[test]
+fn a_mount_whose_connection_was_cut_is_still_removed_at_the_end() {
+    // The kernel's own way to cut a FUSE connection: write to `abort` in fusectl, mounted for
+    // this test in a folder of its own. What is left is a dead mount (every access fails with
+    // ENOTCONN) until someone removes it: fuser tries as its session ends, the guard makes sure.
+    let mut fixture = Fixture::new(options(Duration::ZERO, 2), &[("jokes.txt", b"a joke\n")]);
+    let mountpoint = fixture.mountpoint.path().canonicalize().unwrap();
+    let connection = rustix::fs::minor(rustix::fs::stat(&mountpoint).unwrap().st_dev);
+    let control = tempfile::tempdir().unwrap();
+    rustix::mount::mount(
+        "fusectl",
+        control.path(),
+        "fusectl",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .expect("mounting fusectl (the system tests run as root)");
+    let abort = std::fs::write(
+        control.path().join(connection.to_string()).join("abort"),
+        "1",
+    );
+    rustix::mount::unmount(control.path(), rustix::mount::UnmountFlags::empty()).unwrap();
+    abort.expect("writing to the connection's abort file");
+
+    let guard = fixture.guard.take().unwrap();
+    let deadline = Instant::now() + STEP_LIMIT;
+    while guard.is_serving() {
+        assert!(Instant::now() < deadline, "still serving after the abort");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let unmounted = within("unmounting the cut mount", move || guard.unmount()).unwrap();
+    assert!(!is_mounted(&mountpoint), "the cut mount is still mounted");
+    // The kernel ends the session the way an unmount does (ENODEV: fuser does not ask for
+    // FUSE_ABORT_ERROR), so this is no early stop with an error.
+    assert!(unmounted.stopped_early.is_none(), "{unmounted:?}");
+}
+
 /// If the test fails while the binary is still running, kill it: fusermount3's watcher then
 /// removes its mount (the binary mounts with auto_unmount when fusermount3 is installed).
 struct KillIfPanicking(rustix::process::Pid);
