@@ -146,10 +146,10 @@ mod served {
     }
 
     /// Act I blocks its two workers for 2 ms in every connection; the console must still be
-    /// told of every connection task. Before the console's aggregator ran outside Tokio's
-    /// cooperative budget it took in at most 128 events each time it woke (about once a
-    /// second), fewer than this load makes, and new tasks reached the console later and later:
-    /// 23 of 400 connections in 14 s in our probe.
+    /// told of every connection task. With console-subscriber's defaults its aggregator took
+    /// in at most 128 events each time it woke (about once a second, Tokio's cooperative
+    /// budget being spent by its receives), fewer than this load makes, and new tasks reached
+    /// the console later and later: 23 of 400 connections in 14 s in our probe.
     #[test]
     fn every_connection_task_reaches_the_console_while_act_one_blocks_its_workers() {
         use std::collections::HashSet;
@@ -239,6 +239,94 @@ mod served {
             connection_tasks(),
             CONNECTIONS,
             "connection tasks the console was told of, of {CONNECTIONS} served"
+        );
+    }
+
+    /// Act II with no delay serves as fast as the client asks, and every connection is a
+    /// handful of events for the console (a task, a blocking task, their polls and wakers):
+    /// more than the console's aggregator can take in on two shared cores. The console may
+    /// then drop events, but it must go on sending updates. When the aggregator ran outside
+    /// Tokio's cooperative budget it kept emptying a channel that refilled as fast, and the
+    /// thread it shares with the console's gRPC server sent nothing more while the load ran.
+    #[test]
+    fn the_console_goes_on_sending_updates_while_act_two_serves_flat_out() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+        use console_api::instrument::InstrumentRequest;
+        use console_api::instrument::instrument_client::InstrumentClient;
+
+        const LOAD: Duration = Duration::from_secs(6);
+        const CLIENTS: usize = 32;
+        let server = RunningBinary::start(
+            RUN_ACT,
+            &args(&[
+                "act2-spawn-blocking",
+                "--addr",
+                "127.0.0.1:0",
+                "--console",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+            ]),
+        );
+        let (_, addr) = console_line(&server);
+        let client = joke_testkit::client::client_runtime();
+        // Updates counted only while `counting` is set: the middle of the load, after its
+        // first second (the console may still be sending what came before) to its end.
+        let counting = Arc::new(AtomicBool::new(false));
+        let updates_seen = Arc::new(AtomicUsize::new(0));
+        client.block_on(async {
+            let mut console = InstrumentClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap();
+            let mut updates = console
+                .watch_updates(InstrumentRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            updates.message().await.unwrap().unwrap();
+            let (counting, updates_seen) = (Arc::clone(&counting), Arc::clone(&updates_seen));
+            tokio::spawn(async move {
+                while let Ok(Some(_)) = updates.message().await {
+                    if counting.load(Ordering::SeqCst) {
+                        updates_seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        });
+        let joke_addr = server.addr();
+        let served = client.block_on(async {
+            let end = tokio::time::Instant::now() + LOAD;
+            let mut clients = tokio::task::JoinSet::new();
+            for _ in 0..CLIENTS {
+                clients.spawn(async move {
+                    let mut served = 0u64;
+                    while tokio::time::Instant::now() < end {
+                        joke_testkit::client::fetch_joke(joke_addr).await.unwrap();
+                        served += 1;
+                    }
+                    served
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            counting.store(true, Ordering::SeqCst);
+            tokio::time::sleep_until(end).await;
+            counting.store(false, Ordering::SeqCst);
+            let mut served = 0;
+            while let Some(result) = clients.join_next().await {
+                served += result.unwrap();
+            }
+            served
+        });
+        let exited = server.terminate();
+        assert_eq!(exited.statistics().unwrap().served, served, "{exited:?}");
+        // The harness publishes ten times a second; five seconds of it are about fifty
+        // updates. A frozen console sends none.
+        let seen = updates_seen.load(Ordering::SeqCst);
+        assert!(
+            seen >= 5,
+            "the console sent {seen} updates in the last 5 s of a load of {served} connections"
         );
     }
 }

@@ -91,6 +91,21 @@ mod served {
     /// keeps the last few bursts, enough to look at, and a bounded memory.
     const RETENTION: Duration = Duration::from_secs(60);
 
+    /// The channel of events between the console's layer and its aggregator. The aggregator
+    /// empties it when it wakes: on each publish below, and whenever the channel is half full.
+    /// Each wake-up takes in at most 128 events (a receive spends a unit of Tokio's
+    /// cooperative budget, and the aggregator's loop stops when the budget is gone), so the
+    /// half-full wake-ups are the ones that keep pace with a busy server. console-subscriber's
+    /// default of 102,400 holds them back until 51,200 events wait; at 4,096 they begin at
+    /// 2,048. A server that makes events faster than the aggregator takes them in fills the
+    /// channel, and the console counts what it had to drop.
+    const EVENT_BUFFER: usize = 4096;
+
+    /// How often the aggregator sends the console what changed, and takes in events below the
+    /// half-full mark. console-subscriber's default is a second; a tenth of one drains the
+    /// last 2,048 waiting events in under two seconds once the load stops.
+    const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
     /// The console's layer, for the logging set-up to put under its own, and where it listens.
     pub(crate) struct Console {
         pub(crate) layer: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>,
@@ -119,7 +134,11 @@ mod served {
             .enable_all()
             .build()
             .map_err(bind_error)?;
-        let (layer, server) = ConsoleLayer::builder().retention(RETENTION).build();
+        let (layer, server) = ConsoleLayer::builder()
+            .retention(RETENTION)
+            .event_buffer_capacity(EVENT_BUFFER)
+            .publish_interval(PUBLISH_INTERVAL)
+            .build();
         let ServerParts {
             instrument_server,
             aggregator,
@@ -134,14 +153,12 @@ mod served {
                     tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
                 let served = runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    // Outside Tokio's cooperative budget: the aggregator drains the layer's
-                    // channel of events by polling its receiver in a loop, and each receive
-                    // spends a unit of the budget, 128 per poll of the task. Within it, each
-                    // wake-up (once a second, or when the channel nears full) takes in at most
-                    // 128 events; once the program makes more (Act I under `--io-delay 2ms`,
-                    // say), they queue up and new tasks reach the console later and later
-                    // (tests/console.rs).
-                    tokio::spawn(tokio::task::unconstrained(aggregator.run()));
+                    // Inside Tokio's cooperative budget, as an ordinary task: run outside it
+                    // (`tokio::task::unconstrained`), the aggregator empties the channel before
+                    // doing anything else, and under a load that refills it as fast (Act II
+                    // serving thousands of connections a second) it never stops emptying: this
+                    // thread's gRPC server is never polled and the console freezes.
+                    tokio::spawn(aggregator.run());
                     tonic::transport::Server::builder()
                         .add_service(instrument_server)
                         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
