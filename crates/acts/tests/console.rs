@@ -119,6 +119,22 @@ mod served {
         (line.to_string(), addr)
     }
 
+    /// A client of the console's gRPC service, watching its updates as tokio-console does.
+    /// The first update is the state before anything else; the caller reads it.
+    async fn watch_updates(addr: SocketAddr) -> tonic::Streaming<console_api::instrument::Update> {
+        use console_api::instrument::InstrumentRequest;
+        use console_api::instrument::instrument_client::InstrumentClient;
+
+        let mut console = InstrumentClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap_or_else(|error| panic!("connecting to the console at {addr}: {error}"));
+        console
+            .watch_updates(InstrumentRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     #[test]
     fn the_console_is_served_on_the_address_the_start_up_line_names() {
         for act in ["act1-naive", "act2-spawn-blocking"] {
@@ -155,9 +171,6 @@ mod served {
         use std::collections::HashSet;
         use std::sync::{Arc, Mutex};
 
-        use console_api::instrument::InstrumentRequest;
-        use console_api::instrument::instrument_client::InstrumentClient;
-
         const CONNECTIONS: usize = 300;
         let server = RunningBinary::start(
             RUN_ACT,
@@ -188,14 +201,7 @@ mod served {
         // update (before any connection).
         let seen: Arc<Mutex<HashSet<u64>>> = Arc::default();
         let before = client.block_on(async {
-            let mut console = InstrumentClient::connect(format!("http://{addr}"))
-                .await
-                .unwrap();
-            let mut updates = console
-                .watch_updates(InstrumentRequest {})
-                .await
-                .unwrap()
-                .into_inner();
+            let mut updates = watch_updates(addr).await;
             let record = move |update: console_api::instrument::Update, seen: &mut HashSet<u64>| {
                 for task in update.task_update.unwrap_or_default().new_tasks {
                     let at_spawn = task.location.is_some_and(|location| {
@@ -253,9 +259,6 @@ mod served {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-        use console_api::instrument::InstrumentRequest;
-        use console_api::instrument::instrument_client::InstrumentClient;
-
         const LOAD: Duration = Duration::from_secs(6);
         const CLIENTS: usize = 32;
         let server = RunningBinary::start(
@@ -277,14 +280,7 @@ mod served {
         let counting = Arc::new(AtomicBool::new(false));
         let updates_seen = Arc::new(AtomicUsize::new(0));
         client.block_on(async {
-            let mut console = InstrumentClient::connect(format!("http://{addr}"))
-                .await
-                .unwrap();
-            let mut updates = console
-                .watch_updates(InstrumentRequest {})
-                .await
-                .unwrap()
-                .into_inner();
+            let mut updates = watch_updates(addr).await;
             updates.message().await.unwrap().unwrap();
             let (counting, updates_seen) = (Arc::clone(&counting), Arc::clone(&updates_seen));
             tokio::spawn(async move {
