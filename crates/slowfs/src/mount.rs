@@ -249,7 +249,7 @@ impl MountGuard {
             // After an unmount the kernel ends the session's read of /dev/fuse with ENODEV,
             // which fuser takes as the normal end. One CI run (an interrupted `compare`, its
             // servers killed mid-read) saw the session end with ECONNABORTED instead; we do not
-            // know whether before or after the unmount, and 240 tries here did not make it
+            // know whether before or after the unmount, and some 200 tries here did not make it
             // happen again. After the unmount the mount table above is the answer, and it is
             // empty: that is an unmount like any other.
             Err(e) if !ended_by_itself && e.raw_os_error() == Some(libc_econnaborted()) => None,
