@@ -1,7 +1,8 @@
-//! What finding-blocking.md says about Tokio's cooperative budget and a channel's receiver,
-//! checked against the Tokio this workspace builds with. The chapter explains why
-//! tokio-console lagged behind Act I with these four facts; if a Tokio release changes one of
-//! them, this fails and the chapter needs another look.
+//! What the book says about Tokio's cooperative budget, checked against the Tokio this
+//! workspace builds with: a channel's receiver and the budget (finding-blocking.md, where these
+//! facts explain why tokio-console lagged behind Act I, and act4-custom-future.md), and
+//! `block_in_place` (act2-spawn-blocking.md). If a Tokio release changes one of them, this
+//! fails and the chapter needs another look.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,4 +110,45 @@ async fn unconstrained_the_loop_takes_everything() {
     .await
     .unwrap();
     assert_eq!(taken, WAITING);
+}
+
+/// `block_in_place` switches the budget off inside its closure and puts it back afterwards: a
+/// task that has spent its budget takes in all the rest inside the closure, and after it is
+/// back to a spent budget (its sender still open, so "not yet" is the budget's answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_in_place_switches_the_budget_off_inside_and_restores_it_after() {
+    let (before, inside, after) = tokio::spawn(async {
+        let (sender, mut receiver) = mpsc::channel(WAITING as usize);
+        for message in 0..WAITING {
+            sender.try_send(message).unwrap();
+        }
+        let before = drain_by_polling(&mut receiver, Waker::noop());
+        let inside = tokio::task::block_in_place(|| drain_by_polling(&mut receiver, Waker::noop()));
+        for message in 0..10 {
+            sender.try_send(message).unwrap();
+        }
+        (
+            before,
+            inside,
+            drain_by_polling(&mut receiver, Waker::noop()),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!((before, inside, after), (128, WAITING - 128, 0));
+}
+
+/// On a current-thread runtime there is no other thread to hand the core to, and
+/// `block_in_place` panics.
+#[test]
+fn block_in_place_panics_on_a_current_thread_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let outcome =
+        runtime.block_on(async { std::panic::catch_unwind(|| tokio::task::block_in_place(|| ())) });
+    assert!(
+        outcome.is_err(),
+        "block_in_place returned on a current-thread runtime"
+    );
 }
