@@ -13,12 +13,14 @@ use tokio::sync::mpsc;
 /// More messages than one poll's budget (128) can take in.
 const WAITING: u32 = 1000;
 
-fn full_channel() -> mpsc::Receiver<u32> {
+/// A channel with [`WAITING`] messages in it, and its sender (drop it, or keep it open so that
+/// an empty channel answers "not yet" rather than "closed").
+fn full_channel() -> (mpsc::Sender<u32>, mpsc::Receiver<u32>) {
     let (sender, receiver) = mpsc::channel(WAITING as usize);
     for message in 0..WAITING {
         sender.try_send(message).unwrap();
     }
-    receiver
+    (sender, receiver)
 }
 
 /// Counts the wake-ups it is asked for.
@@ -51,7 +53,7 @@ async fn a_receive_spends_budget_and_the_receiver_asks_for_a_wake_up_when_it_is_
     let waker = Arc::new(CountingWaker::default());
     let inside = Arc::clone(&waker);
     let (taken, wakes_during_the_poll, still_waiting) = tokio::spawn(async move {
-        let mut receiver = full_channel();
+        let (_, mut receiver) = full_channel();
         let taken = drain_by_polling(&mut receiver, &Waker::from(Arc::clone(&inside)));
         (taken, inside.0.load(Ordering::SeqCst), receiver.len())
     })
@@ -72,7 +74,7 @@ async fn a_receive_spends_budget_and_the_receiver_asks_for_a_wake_up_when_it_is_
 #[tokio::test]
 async fn polled_with_a_do_nothing_waker_the_rest_waits_for_the_next_wake_up() {
     let (first, second) = tokio::spawn(async {
-        let mut receiver = full_channel();
+        let (_, mut receiver) = full_channel();
         let first = drain_by_polling(&mut receiver, Waker::noop());
         // The next poll of the task (here, after a yield) has a new budget.
         tokio::task::yield_now().await;
@@ -87,7 +89,7 @@ async fn polled_with_a_do_nothing_waker_the_rest_waits_for_the_next_wake_up() {
 #[tokio::test]
 async fn try_recv_spends_no_budget() {
     let taken = tokio::spawn(async {
-        let mut receiver = full_channel();
+        let (_, mut receiver) = full_channel();
         let mut taken = 0;
         while receiver.try_recv().is_ok() {
             taken += 1;
@@ -104,7 +106,7 @@ async fn try_recv_spends_no_budget() {
 #[tokio::test]
 async fn unconstrained_the_loop_takes_everything() {
     let taken = tokio::spawn(tokio::task::unconstrained(async {
-        let mut receiver = full_channel();
+        let (_, mut receiver) = full_channel();
         drain_by_polling(&mut receiver, Waker::noop())
     }))
     .await
@@ -118,10 +120,7 @@ async fn unconstrained_the_loop_takes_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_in_place_switches_the_budget_off_inside_and_restores_it_after() {
     let (before, inside, after) = tokio::spawn(async {
-        let (sender, mut receiver) = mpsc::channel(WAITING as usize);
-        for message in 0..WAITING {
-            sender.try_send(message).unwrap();
-        }
+        let (sender, mut receiver) = full_channel();
         let before = drain_by_polling(&mut receiver, Waker::noop());
         let inside = tokio::task::block_in_place(|| drain_by_polling(&mut receiver, Waker::noop()));
         for message in 0..10 {

@@ -252,16 +252,17 @@ impl MountGuard {
             // know whether before or after the unmount, and some 200 tries here did not make it
             // happen again. After the unmount the mount table above is the answer, and it is
             // empty: that is an unmount like any other.
-            Err(e) if !ended_by_itself && e.raw_os_error() == Some(libc_econnaborted()) => None,
+            Err(e)
+                if !ended_by_itself
+                    && e.raw_os_error() == Some(rustix::io::Errno::CONNABORTED.raw_os_error()) =>
+            {
+                None
+            }
             Err(e) if ended_by_itself => Some(e),
             Err(e) => return Err(e),
         };
         Ok(Unmounted { stopped_early })
     }
-}
-
-fn libc_econnaborted() -> i32 {
-    rustix::io::Errno::CONNABORTED.raw_os_error()
 }
 
 impl MountGuard {
